@@ -1,0 +1,110 @@
+"""Shared pieces of the benchmarks: the model shapes they time, isolated runs, peak memory and the JSON record."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+# SmolLM2-135M's shape (the offline default model), with random weights: timing does not depend on their values.
+SMOLLM2_135M_SHAPE = dict(
+    vocab_size=49_152,
+    hidden_size=576,
+    intermediate_size=1536,
+    num_hidden_layers=30,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    max_position_embeddings=8192,
+    rope_theta=100_000.0,
+    tie_word_embeddings=True,
+    bos_token_id=0,
+    eos_token_id=0,
+)
+
+
+def smollm2_shaped_model(device: str, dtype: torch.dtype, seed: int = 0) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(LlamaConfig(**SMOLLM2_135M_SHAPE)).to(device=device, dtype=dtype).eval()
+
+
+def reset_peak_memory(device: str) -> float:
+    """Start a fresh peak-memory window; returns the current usage in MB (process RSS on CPU)."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated() / 2**20
+    with open("/proc/self/clear_refs", "w") as f:  # resets VmHWM (the RSS high-water mark) on Linux
+        f.write("5")
+    return _proc_status_mb("VmRSS")
+
+
+def peak_memory(device: str) -> float:
+    """Peak usage in MB since reset_peak_memory."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() / 2**20
+    return _proc_status_mb("VmHWM")
+
+
+def _proc_status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def timed(device: str, fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    """Run ``fn`` once; returns its result, wall seconds and peak memory above the starting level (MB)."""
+    start_mb = reset_peak_memory(device)
+    t0 = time.perf_counter()
+    result = fn()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    return result, seconds, peak_memory(device) - start_mb
+
+
+def run_isolated(fn: Callable[..., dict], *args: Any) -> dict:
+    """Run ``fn(*args)`` in a fresh process, so one method's memory and caches never colour another's figures."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def environment(device: str) -> dict[str, Any]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    import transformers
+
+    info = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "git_commit": commit.strip(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "device": device,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def write_json(path: str | Path, record: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,80 @@
+"""The EBFT objective (EBFT spec §4): policy gradient + γ·CE (+ KL to a frozen reference).
+
+  loss = rl_coef · mean_seq(masked_mean_tokens(-A · log p_T(ŷ)))  +  ce_coef · CE(x)  +  kl_coef · KL(p_T || p_ref)
+
+The policy-gradient term averages over sample sequences (B*n rows) the token-mean of -A·logp over the tokens of
+valid blocks. CE is the token mean over counted ground-truth targets. KL uses the k1/k2/k3 estimators of
+log r = log p_ref - log p on the sampled tokens (k3 = r - 1 - log r, unbiased and always >= 0).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+KLEstimator = Literal["k1", "k2", "k3"]
+
+
+class LossConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rl_coef: float = Field(1.0, ge=0, description="weight of the policy-gradient term")
+    ce_coef: float = Field(0.03, ge=0, description="γ: weight of cross-entropy on the ground truth (paper 0-0.1)")
+    kl_coef: float = Field(0.0, ge=0, description="weight of KL to a frozen reference; 0 = off (paper)")
+    kl_estimator: KLEstimator = Field("k3", description="'k1', 'k2' or 'k3'")
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """Mean of ``values`` where ``mask``; 0 where nothing is counted."""
+    mask = mask.expand_as(values).to(values.dtype)
+    if dim is None:
+        return (values * mask).sum() / mask.sum().clamp_min(1.0)
+    return (values * mask).sum(dim) / mask.sum(dim).clamp_min(1.0)
+
+
+def masked_std(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Population standard deviation of ``values`` where ``mask``; 0 where nothing is counted."""
+    mean = masked_mean(values, mask)
+    return masked_mean((values - mean).square(), mask).sqrt()
+
+
+def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: KLEstimator) -> torch.Tensor:
+    """Per-token estimate of KL(p || p_ref) from tokens sampled from p."""
+    log_ratio = ref_logp - logp
+    if estimator == "k1":
+        return -log_ratio
+    if estimator == "k2":
+        return 0.5 * log_ratio.square()
+    if estimator == "k3":
+        return log_ratio.exp() - 1.0 - log_ratio
+    raise ValueError(f"kl_estimator={estimator!r}; allowed: 'k1', 'k2', 'k3'")
+
+
+def ebft_loss(
+    gen_logprobs: torch.Tensor,
+    token_advantages: torch.Tensor,
+    token_mask: torch.Tensor,
+    gt_logprobs: torch.Tensor,
+    target_mask: torch.Tensor,
+    config: LossConfig,
+    ref_logprobs: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Scalar loss and its detached parts.
+
+    gen_logprobs, token_advantages, token_mask, ref_logprobs: (B*n, NB*G); gt_logprobs, target_mask: (B|1, L-1).
+    """
+    pg = masked_mean(-token_advantages.detach() * gen_logprobs, token_mask, dim=1).mean()
+    ce = masked_mean(-gt_logprobs, target_mask)
+    loss = config.rl_coef * pg + config.ce_coef * ce
+    parts = {"pg_loss": pg.detach(), "ce": ce.detach()}
+    if config.kl_coef > 0 and ref_logprobs is None:
+        raise ValueError("loss.kl_coef > 0 needs the reference model's log-probs")
+    if ref_logprobs is not None:  # reported whenever a reference exists, in the loss only if kl_coef > 0
+        kl = masked_mean(kl_penalty(gen_logprobs, ref_logprobs, config.kl_estimator), token_mask, dim=1).mean()
+        if config.kl_coef > 0:
+            loss = loss + config.kl_coef * kl
+        parts["kl"] = kl.detach()
+    parts["loss"] = loss.detach()
+    return loss, parts

@@ -1,0 +1,30 @@
+"""What a new user copies from the README and params.yaml must work."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+from components.ebft_step import EBFTConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_python_example_runs():
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert blocks, "README has no python example"
+    namespace: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    assert {"loss", "reward", "ce"} <= set(namespace["out"].metrics)
+
+
+def test_params_engine_section_is_valid():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    config = EBFTConfig(**params["ebft"])
+    assert config.layout.num_blocks == 32
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    assert "make test" in (ROOT / "README.md").read_text()
