@@ -3,9 +3,7 @@
 import re
 from pathlib import Path
 
-import yaml
-
-from components.ebft_step import EBFTConfig
+from components.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,10 +17,9 @@ def test_readme_python_example_runs():
     assert {"loss", "reward", "ce"} <= set(namespace["out"].metrics)
 
 
-def test_params_engine_section_is_valid():
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    config = EBFTConfig(**params["ebft"])
-    assert config.layout.num_blocks == 32
+def test_params_file_is_valid():
+    params = load_params(ROOT / "params.yaml")
+    assert params.ebft_config().layout.num_blocks == 32
 
 
 def test_ci_runs_the_readme_test_command():

@@ -1,0 +1,203 @@
+"""params.yaml: every knob of the pipeline in one file, grouped by stage, validated on load.
+
+A wrong type, an unknown key or an out-of-range value stops the run before any work, with a message that names the
+key, the value and what is allowed. The strided geometry has its own group because three stages share it; its chunk
+length is ``data.seq_len`` (packing owns it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from components.ebft_loss import LossConfig
+from components.ebft_step import EBFTConfig
+from components.feature_network import FeatureConfig
+from components.rewards import RewardConfig
+from components.strided_forward import ForwardMode
+from components.strided_layout import StridedLayout
+from components.token_sampling import SamplingConfig
+
+Split = Literal["train", "val", "test"]
+DataSourceName = Literal["stdlib-code", "humaneval", "mbpp", "dataframebench", "trans-de-en", "jsonl", "hf"]
+QA_SOURCES = ("humaneval", "dataframebench", "trans-de-en")
+
+
+class ParamsError(ValueError):
+    """params.yaml does not validate; the message lists every problem."""
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(_Group):
+    source: DataSourceName = Field("stdlib-code", description="where documents come from")
+    paths: list[str] = Field(default_factory=list, description="jsonl: the files to read")
+    text_field: str = Field("text", description="jsonl/hf: field holding a plain document")
+    prompt_field: str | None = Field(None, description="jsonl/hf: field holding a prompt (Q&A, translation source)")
+    completion_field: str | None = Field(None, description="jsonl/hf: field holding the answer / translation")
+    hf_dataset: str | None = Field(None, description="hf: a hub dataset id or a local dataset folder")
+    hf_split: str = "train"
+    prompt_template: str = Field("{prompt}", description="how a prompt is written before its answer")
+    completion_template: str = Field("{completion}", description="how an answer is written after its prompt")
+    translation_direction: Literal["de-en", "en-de"] = "de-en"
+    seq_len: int = Field(264, ge=8, description="chunk length L in tokens")
+    val_fraction: float = Field(0.05, ge=0, lt=1)
+    test_fraction: float = Field(0.0, ge=0, lt=1)
+    max_chunks: dict[Split, int | None] = Field(
+        default_factory=lambda: {"train": 64, "val": 16, "test": 16},
+        description="chunks kept per split (null = all); documents are taken in hash order",
+    )
+    on_bad_record: Literal["fail", "skip"] = "fail"
+    split_salt: str = Field("", description="change to draw a different (still deterministic) split")
+
+    @model_validator(mode="after")
+    def _check(self) -> DataParams:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"data.val_fraction + data.test_fraction = {self.val_fraction + self.test_fraction} leaves no "
+                "training data; keep their sum below 1"
+            )
+        if self.source == "jsonl" and not self.paths:
+            raise ValueError("data.source='jsonl' needs data.paths: a list of .jsonl files")
+        if self.source == "hf" and not self.hf_dataset:
+            raise ValueError("data.source='hf' needs data.hf_dataset: a hub id or a local dataset folder")
+        if (self.prompt_field is None) != (self.completion_field is None):
+            raise ValueError("data.prompt_field and data.completion_field must be given together")
+        if "{prompt}" not in self.prompt_template:
+            raise ValueError(f"data.prompt_template={self.prompt_template!r} must contain '{{prompt}}'")
+        if "{completion}" not in self.completion_template:
+            raise ValueError(f"data.completion_template={self.completion_template!r} must contain '{{completion}}'")
+        for split, cap in self.max_chunks.items():
+            if cap is not None and cap < 0:
+                raise ValueError(f"data.max_chunks.{split}={cap} must be >= 0 or null")
+        return self
+
+    @property
+    def is_qa(self) -> bool:
+        return self.source in QA_SOURCES or self.prompt_field is not None
+
+
+class LayoutParams(_Group):
+    """Strided block-parallel geometry (EBFT spec §2); L is data.seq_len."""
+
+    context: int = Field(8, ge=1, description="C: tokens before the first block")
+    stride: int = Field(8, ge=1, description="s: distance between block anchors")
+    block_len: int = Field(8, ge=1, description="G: tokens generated per block")
+    document_masking: bool = Field(False, description="packed documents never see each other")
+
+
+class ModelParams(_Group):
+    base: str = Field(
+        "smollm2-135m",
+        description="'smollm2-135m' (offline package), 'tiny:llama' / 'tiny:qwen2' (random, for tests), "
+        "a local model folder, or a hub id",
+    )
+    dtype: Literal["float32", "bfloat16"] = Field("float32", description="dtype the base model is stored in")
+
+
+class FeatureParams(FeatureConfig):
+    network: str = Field("base", description="'base' = frozen copy of the base model, or a local folder / hub id")
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    batch_size: int = Field(8, ge=1, description="chunks per forward when building the cache")
+    splits: list[Split] = Field(default_factory=lambda: ["train", "val"], description="splits to cache")
+
+    def feature_config(self) -> FeatureConfig:
+        return FeatureConfig(**self.model_dump(include=set(FeatureConfig.model_fields)))
+
+
+class TrainParams(_Group):
+    sampling: SamplingConfig = SamplingConfig()
+    rewards: RewardConfig = RewardConfig()
+    loss: LossConfig = LossConfig()
+    qa_masking: bool = Field(False, description="rewards and CE only on answer tokens")
+    forward_mode: ForwardMode = "cached"
+
+
+class Params(_Group):
+    data: DataParams = DataParams()
+    layout: LayoutParams = LayoutParams()
+    model: ModelParams = ModelParams()
+    features: FeatureParams = FeatureParams()
+    train: TrainParams = TrainParams()
+
+    @model_validator(mode="after")
+    def _check(self) -> Params:
+        try:
+            self.ebft_config()
+        except ValidationError as err:
+            problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
+            raise ValueError(f"data.seq_len, layout.* and train.* do not fit together: {problems}") from None
+        if self.train.qa_masking and not self.data.is_qa:
+            raise ValueError(
+                f"train.qa_masking is on but data.source={self.data.source!r} has no answers; "
+                "use a Q&A source or set prompt_field/completion_field"
+            )
+        return self
+
+    def strided_layout(self) -> StridedLayout:
+        lay = self.layout
+        return StridedLayout(seq_len=self.data.seq_len, context=lay.context, stride=lay.stride, block_len=lay.block_len)
+
+    def ebft_config(self) -> EBFTConfig:
+        return EBFTConfig(
+            layout=self.strided_layout(),
+            sampling=self.train.sampling,
+            features=self.features.feature_config(),
+            rewards=self.train.rewards,
+            loss=self.train.loss,
+            document_masking=self.layout.document_masking,
+            qa_masking=self.train.qa_masking,
+            forward_mode=self.train.forward_mode,
+        )
+
+
+def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """``overlay`` on top of ``base``, recursively for nested mappings."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def validate_params(raw: dict[str, Any] | None, source: str = "params.yaml") -> Params:
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as err:
+        raise ParamsError(f"{source}: invalid parameters\n" + "\n".join(_describe(e) for e in err.errors())) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path} not found (run from the project root or pass --params)")
+    return validate_params(yaml.safe_load(path.read_text()), str(path))
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in error["loc"])
+    value = error.get("input")
+    if error["type"] == "extra_forbidden":
+        allowed = ", ".join(_allowed_keys(error["loc"][:-1]))
+        return f"  - {loc}: unknown key (value {value!r}); allowed keys here: {allowed}"
+    message = error["msg"].removeprefix("Value error, ")
+    if not loc:
+        return f"  - {message}"
+    return f"  - {loc} = {value!r}: {message}"
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Params
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = field.annotation
+    return list(getattr(model, "model_fields", {}))

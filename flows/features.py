@@ -1,0 +1,61 @@
+"""Stage ``features``: the frozen feature network's ground-truth block features of every cached split."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from components.atomic_io import atomic_write_json
+from components.base_model import load_model, weights_sha256
+from components.chunk_store import load_split
+from components.feature_cache import build_feature_cache, make_cache_key
+from components.feature_network import FeatureNetwork
+from components.params import Params, load_params
+from flows.stage_cli import stage_main
+
+
+def feature_network_dir(params: Params, model_dir: str) -> str:
+    return model_dir if params.features.network == "base" else params.features.network
+
+
+def run(
+    params_path: str = "params.yaml",
+    data_dir: str = "data",
+    model_dir: str = "models/base",
+    cache_dir: str = "features",
+    metrics_path: str = "metrics/features.json",
+) -> dict:
+    params = load_params(params_path)
+    layout = params.strided_layout()
+    start = time.perf_counter()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    network_dir = feature_network_dir(params, model_dir)
+    network = FeatureNetwork(load_model(network_dir, params.features.dtype, device), params.features.feature_config())
+    splits = {split: load_split(data_dir, split) for split in params.features.splits}
+    key = make_cache_key(weights_sha256(network_dir), network, splits, layout, params.layout.document_masking)
+    print(f"features: {network_dir} layers {network.layers}, {params.features.pooling} pooling, on {device}")
+    stats = build_feature_cache(
+        cache_dir,
+        network,
+        splits,
+        layout,
+        key,
+        document_masking=params.layout.document_masking,
+        batch_size=params.features.batch_size,
+    )
+    metrics = {"key": key.digest(), "splits": stats, "seconds": round(time.perf_counter() - start, 2)}
+    atomic_write_json(metrics_path, metrics)
+    print(
+        f"feature cache {cache_dir} ready in {metrics['seconds']} s: "
+        + ", ".join(f"{s} {v['chunks']} chunks" for s, v in stats.items())
+    )
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    stage_main(run, __doc__, argv)
+
+
+if __name__ == "__main__":
+    main()

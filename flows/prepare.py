@@ -1,0 +1,70 @@
+"""Stage ``prepare``: documents from the configured source -> packed chunks in data/ and the data card."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from components.atomic_io import atomic_directory, atomic_write_json
+from components.base_model import load_tokenizer, tokenizer_sha256
+from components.chunk_store import save_split
+from components.data_sources import make_source
+from components.packing import prepare_chunks
+from components.params import load_params
+from flows.stage_cli import stage_main
+
+
+def run(
+    params_path: str = "params.yaml",
+    tokenizer_dir: str = "models/tokenizer",
+    data_dir: str = "data",
+    card_path: str = "metrics/data_card.json",
+) -> dict:
+    params = load_params(params_path)
+    data = params.data
+    start = time.perf_counter()
+    tokenizer = load_tokenizer(tokenizer_dir)
+    source = make_source(data)
+    print(f"prepare: source {data.source}, chunks of {data.seq_len} tokens")
+    prepared = prepare_chunks(
+        source.records(),
+        tokenizer,
+        seq_len=data.seq_len,
+        val_fraction=data.val_fraction,
+        test_fraction=data.test_fraction,
+        max_chunks=data.max_chunks,
+        on_bad_record=data.on_bad_record,
+        split_salt=data.split_salt,
+        prompt_template=data.prompt_template,
+        completion_template=data.completion_template,
+    )
+    with atomic_directory(data_dir) as tmp:
+        for split, chunks in prepared.splits.items():
+            save_split(tmp / f"{split}.safetensors", chunks)
+            packed = prepared.card["splits"][split]["documents_packed"]
+            with open(tmp / f"{split}.jsonl", "w", encoding="utf-8") as f:
+                for i, doc in enumerate(prepared.documents[split]):
+                    row = {"origin": doc.origin, "packed": i < packed}
+                    row.update(
+                        {"prompt": doc.prompt, "completion": doc.completion} if doc.is_qa else {"text": doc.text}
+                    )
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    card = {
+        "source": data.source,
+        "source_fingerprint": source.fingerprint(),
+        "tokenizer_sha256": tokenizer_sha256(tokenizer_dir),
+        **prepared.card,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    atomic_write_json(card_path, card)
+    sizes = ", ".join(f"{s}: {v['chunks']} chunks" for s, v in card["splits"].items())
+    print(f"prepare done in {card['seconds']} s ({sizes}); skipped {card['records']['skipped']} bad records")
+    return card
+
+
+def main(argv: list[str] | None = None) -> None:
+    stage_main(run, __doc__, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""The command-line shape every stage entry point shares: ``python -m flows.<stage> [--params FILE]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from components.params import ParamsError
+
+
+def stage_main(run: Callable[..., dict], description: str, argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run(params_path=args.params)
+    except (ParamsError, FileNotFoundError, ValueError, RuntimeError) as err:
+        # A clear one-paragraph reason instead of a traceback for the errors users can act on;
+        # EBFT_DEBUG=1 keeps the traceback for developers.
+        if os.environ.get("EBFT_DEBUG") == "1":
+            raise
+        sys.exit(f"error: {err}")
