@@ -2,8 +2,8 @@
 
 - Split: a hash of the document's split key (the question for Q&A, else the text) and ``split_salt``; never of the
   run. Identical documents are dropped (first one kept), so no text is in two splits.
-- Order: within a split, documents are packed in the order of their content hash (a fixed shuffle), so a chunk cap
-  takes a spread-out sample instead of the first files of the source.
+- Order: within a split, documents are packed in the order of their content hash (a fixed shuffle). A chunk cap
+  keeps chunks spread evenly over the split's whole token stream, so a small run still sees many documents.
 - Tokens: ``text + EOS``, or ``prompt_template(prompt)`` then ``completion_template(completion) + EOS`` with the
   answer part (EOS included) marked in ``qa_mask``. Chunks are consecutive L-token windows of the split's token
   stream; documents may cross chunk boundaries; the final partial chunk is dropped and counted.
@@ -41,80 +41,105 @@ def tokenize_document(
     doc: Document, tokenizer, prompt_template: str = "{prompt}", completion_template: str = "{completion}"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Token ids (int32) and answer mask (bool) of one document, EOS-terminated."""
+    return tokenize_documents([doc], tokenizer, prompt_template, completion_template)[0]
+
+
+def tokenize_documents(
+    docs: list[Document],
+    tokenizer,
+    prompt_template: str,
+    completion_template: str,
+    batch_size: int = 256,
+    desc: str = "",
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Token ids and answer masks of documents, through the tokenizer's batched (parallel) path.
+
+    ``text + EOS``, or ``prompt_template(prompt)`` then ``completion_template(completion) + EOS`` with the answer
+    part (EOS included) marked True. A source gives either plain or Q&A documents, never both."""
+    out: list[tuple[np.ndarray, np.ndarray]] = []
     eos = tokenizer.eos_token_id
-    if eos is None:
+    if docs and eos is None:
         raise DataError(f"the tokenizer ({type(tokenizer).__name__}) has no EOS token to separate documents")
-    if doc.is_qa:
-        prompt = tokenizer(prompt_template.replace("{prompt}", doc.prompt), add_special_tokens=False)["input_ids"]
-        answer = tokenizer(completion_template.replace("{completion}", doc.completion), add_special_tokens=False)
-        answer = [*answer["input_ids"], eos]
-        return (
-            np.asarray(prompt + answer, dtype=np.int32),
-            np.concatenate([np.zeros(len(prompt), bool), np.ones(len(answer), bool)]),
-        )
-    ids = [*tokenizer(doc.text, add_special_tokens=False)["input_ids"], eos]
-    return np.asarray(ids, dtype=np.int32), np.zeros(len(ids), dtype=bool)
+    if len({d.is_qa for d in docs}) > 1:
+        raise DataError("a source mixed plain and prompt/completion documents")
+    bar = tqdm(total=len(docs), desc=desc, unit="doc", disable=not docs or not desc)
+    for lo in range(0, len(docs), batch_size):
+        batch = docs[lo : lo + batch_size]
+        if batch[0].is_qa:
+            prompts = tokenizer(
+                [prompt_template.replace("{prompt}", d.prompt) for d in batch], add_special_tokens=False
+            )
+            answers = tokenizer(
+                [completion_template.replace("{completion}", d.completion) for d in batch], add_special_tokens=False
+            )
+            for p, a in zip(prompts["input_ids"], answers["input_ids"], strict=True):
+                ids = np.asarray([*p, *a, eos], dtype=np.int32)
+                out.append((ids, np.arange(len(ids)) >= len(p)))
+        else:
+            for ids in tokenizer([d.text for d in batch], add_special_tokens=False)["input_ids"]:
+                ids = np.asarray([*ids, eos], dtype=np.int32)
+                out.append((ids, np.zeros(len(ids), dtype=bool)))
+        bar.update(len(batch))
+    bar.close()
+    return out
 
 
 @dataclass
 class SplitStats:
-    documents_assigned: int = 0
-    documents_packed: int = 0
+    documents: int = 0
+    documents_in_chunks: int = 0
+    chunks_available: int = 0
     chunks: int = 0
     tail_tokens_dropped: int = 0
     answer_tokens: int = 0
     document_tokens: list[int] = field(default_factory=list)
 
     def summary(self, seq_len: int) -> dict:
-        packed = self.chunks * seq_len
+        kept = self.chunks * seq_len
         return {
-            "documents_assigned": self.documents_assigned,
-            "documents_packed": self.documents_packed,
+            "documents": self.documents,
+            "documents_in_chunks": self.documents_in_chunks,
+            "chunks_available": self.chunks_available,
             "chunks": self.chunks,
-            "tokens": packed,
+            "tokens": kept,
             "tail_tokens_dropped": self.tail_tokens_dropped,
-            "answer_token_fraction": round(self.answer_tokens / packed, 4) if packed else 0.0,
+            "answer_token_fraction": round(self.answer_tokens / kept, 4) if kept else 0.0,
         }
 
 
 def pack_split(
     docs: list[Document], tokenizer, seq_len: int, max_chunks: int | None, templates: tuple[str, str], desc: str
-) -> tuple[ChunkSplit, SplitStats]:
-    """Pack ``docs`` (already in packing order) into at most ``max_chunks`` chunks; ``docs[:stats.documents_packed]``
-    are the ones (at least partly) inside the chunks."""
-    stats = SplitStats(documents_assigned=len(docs))
-    ids_parts, qa_parts, doc_parts = [], [], []
-    buffered = 0
-    limit = None if max_chunks is None else max_chunks * seq_len
-    for index, doc in enumerate(tqdm(docs, desc=desc, unit="doc", disable=not docs or max_chunks == 0)):
-        if limit is not None and buffered >= limit:
-            break
-        ids, qa = tokenize_document(doc, tokenizer, *templates)
-        ids_parts.append(ids)
-        qa_parts.append(qa)
-        doc_parts.append(np.full(len(ids), index, dtype=np.int32))
-        stats.document_tokens.append(len(ids))
-        buffered += len(ids)
-    stream = [
-        np.concatenate(parts) if parts else np.zeros(0, dtype)
-        for parts, dtype in ((ids_parts, np.int32), (qa_parts, bool), (doc_parts, np.int32))
-    ]
-    n_chunks = len(stream[0]) // seq_len
-    if max_chunks is not None:
-        n_chunks = min(n_chunks, max_chunks)
-    used = n_chunks * seq_len
-    stats.chunks = n_chunks
-    stats.documents_packed = int(stream[2][used - 1]) + 1 if used else 0  # docs[:this] reach the chunks
-    stats.tail_tokens_dropped = len(stream[0]) - used
-    stats.answer_tokens = int(stream[1][:used].sum())
-    ids, qa, doc_ids = (torch.from_numpy(s[:used].reshape(n_chunks, seq_len).copy()) for s in stream)
-    return ChunkSplit(ids, doc_ids, qa), stats
+) -> tuple[ChunkSplit, SplitStats, np.ndarray]:
+    """Pack ``docs`` (in packing order) into L-token chunks; with a cap, keep ``max_chunks`` chunks spread evenly over
+    the whole stream (so a small run still sees many documents). Returns the chunks, their statistics and the
+    indices of the documents that appear in them."""
+    tokenized = tokenize_documents(docs, tokenizer, *templates, desc=desc) if max_chunks != 0 else []
+    stats = SplitStats(documents=len(docs), document_tokens=[len(ids) for ids, _ in tokenized])
+    ids = np.concatenate([t[0] for t in tokenized]) if tokenized else np.zeros(0, np.int32)
+    qa = np.concatenate([t[1] for t in tokenized]) if tokenized else np.zeros(0, bool)
+    doc_ids = np.repeat(np.arange(len(tokenized), dtype=np.int32), stats.document_tokens)
+    available = len(ids) // seq_len
+    keep = np.arange(available)
+    if max_chunks is not None and max_chunks < available:
+        keep = (np.arange(max_chunks) * available) // max_chunks
+    stats.chunks_available, stats.chunks = available, len(keep)
+    stats.tail_tokens_dropped = len(ids) - available * seq_len
+
+    def chunked(stream: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(stream[: available * seq_len].reshape(available, seq_len)[keep].copy())
+
+    split = ChunkSplit(chunked(ids), chunked(doc_ids), chunked(qa))
+    used_docs = np.unique(split.doc_ids.numpy())
+    stats.documents_in_chunks = len(used_docs)
+    stats.answer_tokens = int(split.qa_mask.sum())
+    return split, stats, used_docs
 
 
 @dataclass
 class PreparedData:
     splits: dict[str, ChunkSplit]
-    documents: dict[str, list[Document]]  # every document of each split, in packing order (card says how many packed)
+    documents: dict[str, list[Document]]  # every document of each split, in packing order
+    in_chunks: dict[str, np.ndarray]  # indices (into documents[split]) of the documents the kept chunks contain
     card: dict
 
 
@@ -152,13 +177,13 @@ def prepare_chunks(
     if not seen:
         raise DataError(f"the source gave no usable documents ({read} records read, {len(skipped)} skipped)")
 
-    splits, documents, summaries, doc_lengths = {}, {}, {}, []
+    splits, documents, in_chunks, summaries, doc_lengths = {}, {}, {}, {}, []
     for split in SPLITS:
         docs = sorted(by_split[split], key=lambda d: hashlib.sha256(d.content_key.encode("utf-8")).digest())
-        chunks, stats = pack_split(
+        chunks, stats, used = pack_split(
             docs, tokenizer, seq_len, max_chunks.get(split), (prompt_template, completion_template), f"packing {split}"
         )
-        splits[split], documents[split] = chunks, docs
+        splits[split], documents[split], in_chunks[split] = chunks, docs, used
         summaries[split] = stats.summary(seq_len)
         doc_lengths += stats.document_tokens
     card = {
@@ -168,7 +193,7 @@ def prepare_chunks(
         "document_tokens": _length_summary(doc_lengths),
         "skipped_records": skipped,
     }
-    return PreparedData(splits, documents, card)
+    return PreparedData(splits, documents, in_chunks, card)
 
 
 def _length_summary(lengths: list[int]) -> dict:

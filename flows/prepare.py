@@ -41,10 +41,10 @@ def run(
     with atomic_directory(data_dir) as tmp:
         for split, chunks in prepared.splits.items():
             save_split(tmp / f"{split}.safetensors", chunks)
-            packed = prepared.card["splits"][split]["documents_packed"]
+            in_chunks = set(prepared.in_chunks[split].tolist())
             with open(tmp / f"{split}.jsonl", "w", encoding="utf-8") as f:
                 for i, doc in enumerate(prepared.documents[split]):
-                    row = {"origin": doc.origin, "packed": i < packed}
+                    row = {"doc_id": i, "origin": doc.origin, "in_chunks": i in in_chunks}
                     row.update(
                         {"prompt": doc.prompt, "completion": doc.completion} if doc.is_qa else {"text": doc.text}
                     )
