@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from components.memory import peak_memory, reset_peak_memory
+
 # SmolLM2-135M's shape (the offline default model), with random weights: timing does not depend on their values.
 SMOLLM2_135M_SHAPE = dict(
     vocab_size=49_152,
@@ -35,32 +37,6 @@ SMOLLM2_135M_SHAPE = dict(
 def smollm2_shaped_model(device: str, dtype: torch.dtype, seed: int = 0) -> LlamaForCausalLM:
     torch.manual_seed(seed)
     return LlamaForCausalLM(LlamaConfig(**SMOLLM2_135M_SHAPE)).to(device=device, dtype=dtype).eval()
-
-
-def reset_peak_memory(device: str) -> float:
-    """Start a fresh peak-memory window; returns the current usage in MB (process RSS on CPU)."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        return torch.cuda.memory_allocated() / 2**20
-    with open("/proc/self/clear_refs", "w") as f:  # resets VmHWM (the RSS high-water mark) on Linux
-        f.write("5")
-    return _proc_status_mb("VmRSS")
-
-
-def peak_memory(device: str) -> float:
-    """Peak usage in MB since reset_peak_memory."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() / 2**20
-    return _proc_status_mb("VmHWM")
-
-
-def _proc_status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def timed(device: str, fn: Callable[[], Any]) -> tuple[Any, float, float]:

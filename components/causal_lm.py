@@ -36,6 +36,14 @@ def model_dtype(model: torch.nn.Module) -> torch.dtype:
     return next(core_model(model).parameters()).dtype
 
 
+def compute_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The dtype activations (and so attention masks) have: the autocast dtype inside autocast, else the weights'."""
+    device_type = model_device(model).type
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return model_dtype(model)
+
+
 def model_device(model: torch.nn.Module) -> torch.device:
     return next(core_model(model).parameters()).device
 

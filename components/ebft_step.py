@@ -1,6 +1,6 @@
 """One EBFT step on a batch of chunks: sample -> features -> rewards -> loss.
 
-    step = EBFTStep(policy, FeatureNetwork.frozen_copy_of(policy, cfg.features), cfg)
+    step = EBFTStep(policy, FeatureNetwork.frozen_copy_of(policy, cfg.features), cfg)   # policy: any HF causal LM
     out = step(ChunkBatch(input_ids), generator)      # == step.loss(step.rollout(batch, generator))
     out.loss.backward(); optimizer.step()
 
@@ -17,15 +17,16 @@ from dataclasses import dataclass, replace
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from components.causal_lm import check_logit_head, core_model, model_dtype
+from components.causal_lm import check_logit_head, compute_dtype
 from components.ebft_loss import LossConfig, ebft_loss, masked_mean, masked_std
 from components.feature_network import FeatureConfig, FeatureNetwork
 from components.rewards import RewardConfig, Rewards, compute_rewards, token_advantages
 from components.strided_forward import ForwardMode, strided_logprobs
 from components.strided_layout import StridedLayout
 from components.strided_masks import StridedMasks, build_strided_masks
+from components.strided_policy import as_policy_module, language_model
 from components.strided_sampler import StridedSamples, sample_strided
-from components.token_sampling import SamplingConfig
+from components.token_sampling import Generators, SamplingConfig
 
 
 class EBFTConfig(BaseModel):
@@ -104,8 +105,8 @@ class EBFTStep:
     ):
         if config.loss.kl_coef > 0 and reference is None:
             raise ValueError("loss.kl_coef > 0 needs a frozen reference model")
-        check_logit_head(policy)
-        self.policy = policy
+        self.policy = as_policy_module(policy)  # what the loss calls (DDP/FSDP may wrap it)
+        check_logit_head(language_model(self.policy))
         self.features = feature_network
         self.config = config
         self.reference = reference
@@ -122,7 +123,7 @@ class EBFTStep:
 
     @torch.no_grad()
     def rollout(
-        self, batch: ChunkBatch, generator: torch.Generator | None = None, gt_features: torch.Tensor | None = None
+        self, batch: ChunkBatch, generator: Generators = None, gt_features: torch.Tensor | None = None
     ) -> Rollout:
         """Sample, embed and score. ``gt_features`` (B, NB, D) from the feature cache skip their recomputation."""
         cfg, layout = self.config, self.config.layout
@@ -132,12 +133,12 @@ class EBFTStep:
             raise ValueError("document_masking is on but the batch has no doc_ids")
         if cfg.qa_masking and batch.qa_mask is None:
             raise ValueError("qa_masking is on but the batch has no qa_mask")
-        policy = core_model(self.policy)
-        masks = self.masks(batch, model_dtype(policy))
+        policy = language_model(self.policy)
+        masks = self.masks(batch, compute_dtype(policy))
         t0 = time.perf_counter()
         samples = sample_strided(policy, batch.input_ids, layout, cfg.sampling, generator, masks)
         t1 = time.perf_counter()
-        feature_dtype = model_dtype(self.features.model)
+        feature_dtype = compute_dtype(self.features.model)
         feature_masks = masks if feature_dtype == masks.prompt_mask.dtype else self.masks(batch, feature_dtype)
         gen_feats, gt_feats = self.features.strided_features(batch.input_ids, samples.step_major(layout), feature_masks)
         if gt_features is not None:
@@ -166,11 +167,10 @@ class EBFTStep:
         """Policy forward with gradients; returns the scalar loss and float diagnostics."""
         cfg, layout = self.config, self.config.layout
         gen_tokens = rollout.samples.step_major(layout)
-        logprobs = strided_logprobs(
-            self.policy,
+        logprobs = self.policy(
             rollout.batch.input_ids,
-            gen_tokens,
             rollout.masks,
+            gen_tokens,
             temperature=cfg.sampling.temperature,
             mode=cfg.forward_mode,
             chunk_size=cfg.logit_chunk_size,
@@ -207,7 +207,7 @@ class EBFTStep:
         return loss, metrics
 
     def __call__(
-        self, batch: ChunkBatch, generator: torch.Generator | None = None, gt_features: torch.Tensor | None = None
+        self, batch: ChunkBatch, generator: Generators = None, gt_features: torch.Tensor | None = None
     ) -> StepOutput:
         rollout = self.rollout(batch, generator, gt_features)
         loss, metrics = self.loss(rollout)

@@ -20,6 +20,7 @@ from components.rewards import RewardConfig
 from components.strided_forward import ForwardMode
 from components.strided_layout import StridedLayout
 from components.token_sampling import SamplingConfig
+from components.training_config import TrainerConfig
 
 Split = Literal["train", "val", "test"]
 DataSourceName = Literal["stdlib-code", "humaneval", "mbpp", "dataframebench", "trans-de-en", "jsonl", "hf"]
@@ -110,12 +111,18 @@ class FeatureParams(FeatureConfig):
         return FeatureConfig(**self.model_dump(include=set(FeatureConfig.model_fields)))
 
 
-class TrainParams(_Group):
+class TrainParams(TrainerConfig):
     sampling: SamplingConfig = SamplingConfig()
     rewards: RewardConfig = RewardConfig()
     loss: LossConfig = LossConfig()
     qa_masking: bool = Field(False, description="rewards and CE only on answer tokens")
     forward_mode: ForwardMode = "cached"
+
+
+class TrackingParams(_Group):
+    uri: str | None = Field(None, description="MLflow tracking URI; null: $MLFLOW_TRACKING_URI or ./mlruns.db")
+    experiment: str = Field("ebft", min_length=1)
+    log_model: bool = Field(True, description="log trained models as MLflow models (they load back and generate)")
 
 
 class Params(_Group):
@@ -124,6 +131,7 @@ class Params(_Group):
     model: ModelParams = ModelParams()
     features: FeatureParams = FeatureParams()
     train: TrainParams = TrainParams()
+    tracking: TrackingParams = TrackingParams()
 
     @model_validator(mode="after")
     def _check(self) -> Params:
@@ -132,12 +140,39 @@ class Params(_Group):
         except ValidationError as err:
             problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
             raise ValueError(f"data.seq_len, layout.* and train.* do not fit together: {problems}") from None
+        train, n = self.train, self.train.sampling.n_samples
+        if "ebft" in train.methods and train.rollouts_per_step % n:
+            raise ValueError(
+                f"train.rollouts_per_step={train.rollouts_per_step} is not divisible by train.sampling.n_samples={n}; "
+                f"use a multiple of {n} (chunks per step = rollouts / n)"
+            )
+        chunks = self.chunks_per_step
+        if chunks % train.num_processes:
+            raise ValueError(
+                f"{chunks} chunks per step (rollouts_per_step / n_samples) cannot be split over "
+                f"train.num_processes={train.num_processes}; make it a multiple of the process count"
+            )
+        if (chunks // train.num_processes) % train.micro_batch_chunks:
+            raise ValueError(
+                f"{chunks // train.num_processes} chunks per process per step are not divisible by "
+                f"train.micro_batch_chunks={train.micro_batch_chunks}"
+            )
+        if train.gradient_checkpointing and train.forward_mode == "cached":
+            raise ValueError(
+                "train.gradient_checkpointing needs train.forward_mode: dense (HF models drop the KV cache that the "
+                "cached mode relies on while checkpointing)"
+            )
         if self.train.qa_masking and not self.data.is_qa:
             raise ValueError(
                 f"train.qa_masking is on but data.source={self.data.source!r} has no answers; "
                 "use a Q&A source or set prompt_field/completion_field"
             )
         return self
+
+    @property
+    def chunks_per_step(self) -> int:
+        """Chunks in one optimizer step (all processes): the EBFT rollouts over n samples; SFT uses the same chunks."""
+        return max(1, self.train.rollouts_per_step // self.train.sampling.n_samples)
 
     def strided_layout(self) -> StridedLayout:
         lay = self.layout

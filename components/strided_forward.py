@@ -101,3 +101,12 @@ def strided_logprobs(
     )
     gt_logp, _ = token_logprobs(prompt[:, :-1], input_ids[:, 1:], head, chunk_size=chunk_size)
     return StridedLogprobs(gen_logprobs=gen_logp, gt_logprobs=gt_logp, gen_entropy=entropy)
+
+
+def teacher_forced_logprobs(
+    model: torch.nn.Module, input_ids: torch.Tensor, masks: StridedMasks, *, chunk_size: int = 1024
+) -> torch.Tensor:
+    """(B, L-1) log p(x[t+1] | x[:t+1]) from a plain causal (per-document if masked) forward: SFT and validation CE."""
+    (*_, hidden) = prompt_hidden_states(model, input_ids, masks)
+    logp, _ = token_logprobs(hidden[:, :-1], input_ids[:, 1:], logit_head(model), chunk_size=chunk_size)
+    return logp

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import torch
 
-from components.causal_lm import hidden_states, logit_head, model_dtype
+from components.causal_lm import compute_dtype, hidden_states, logit_head
 from components.strided_layout import StridedLayout
 from components.strided_masks import StridedMasks, build_strided_masks
 from components.strided_sampler import StridedSamples, eval_mode
-from components.token_sampling import SamplingConfig, sample_next_tokens
+from components.token_sampling import Generators, SamplingConfig, sample_next_tokens
 
 
 @torch.no_grad()
@@ -23,14 +23,14 @@ def sample_strided_dense(
     input_ids: torch.Tensor,
     layout: StridedLayout,
     config: SamplingConfig,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     masks: StridedMasks | None = None,
 ) -> StridedSamples:
     """Same contract as components.strided_sampler.sample_strided, computed by full recomputation."""
     B, L = input_ids.shape
     n, NB, G = config.n_samples, layout.num_blocks, layout.block_len
     if masks is None:
-        masks = build_strided_masks(layout, dtype=model_dtype(model), device=input_ids.device)
+        masks = build_strided_masks(layout, dtype=compute_dtype(model), device=input_ids.device)
     mask, positions = masks.per_sample(n).dense()
     sequence = torch.cat([input_ids.repeat_interleave(n, dim=0), input_ids.new_zeros(B * n, layout.gen_len)], dim=1)
     head = logit_head(model)

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
-from components.causal_lm import hidden_states, logit_head, model_dtype, new_cache
+from components.causal_lm import compute_dtype, hidden_states, logit_head, new_cache
 from components.strided_layout import StridedLayout
 from components.strided_masks import StridedMasks, build_strided_masks
-from components.token_sampling import SamplingConfig, sample_next_tokens
+from components.token_sampling import Generators, SamplingConfig, sample_next_tokens
 
 
 @dataclass(frozen=True)
@@ -60,19 +60,20 @@ def sample_strided(
     input_ids: torch.Tensor,
     layout: StridedLayout,
     config: SamplingConfig,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     masks: StridedMasks | None = None,
 ) -> StridedSamples:
     """Sample ``config.n_samples`` continuations of G tokens for every block of every chunk in ``input_ids`` (B, L).
 
     ``masks`` (from build_strided_masks, in the model's dtype) carries document/QA masking; plain causal if None.
+    ``generator`` is one generator, or one per chunk (then a chunk's samples do not depend on its batch-mates).
     """
     B, L = input_ids.shape
     if layout.seq_len != L:
         raise ValueError(f"chunks have {L} tokens but the layout expects seq_len={layout.seq_len}")
     n, NB, G = config.n_samples, layout.num_blocks, layout.block_len
     if masks is None:
-        masks = build_strided_masks(layout, dtype=model_dtype(model), device=input_ids.device)
+        masks = build_strided_masks(layout, dtype=compute_dtype(model), device=input_ids.device)
     head = logit_head(model)
 
     with eval_mode(model):

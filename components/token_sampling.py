@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,8 +18,22 @@ class SamplingConfig(BaseModel):
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass; 1 disables it")
 
 
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+def uniform_draws(rows: int, generator: Generators, device: torch.device) -> torch.Tensor:
+    """(rows, 1) uniforms. A sequence of k generators draws for k equal consecutive groups of rows (one group per
+    chunk), so a chunk's samples do not depend on which other chunks share its batch."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.rand(rows, 1, generator=generator, device=device)
+    if rows % len(generator):
+        raise ValueError(f"{rows} rows cannot be split evenly over {len(generator)} generators")
+    per = rows // len(generator)
+    return torch.cat([torch.rand(per, 1, generator=g, device=device) for g in generator])
+
+
 def sample_next_tokens(
-    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
+    logits: torch.Tensor, temperature: float, top_p: float, generator: Generators
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample one token per row of ``logits`` (N, V).
 
@@ -34,7 +50,7 @@ def sample_next_tokens(
         mass_before = candidates.cumsum(dim=-1) - candidates
         candidates = candidates.masked_fill(mass_before >= top_p, 0.0)
     cdf = candidates.cumsum(dim=-1)
-    u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device) * cdf[:, -1:]
+    u = uniform_draws(cdf.shape[0], generator, cdf.device) * cdf[:, -1:]
     tokens = torch.searchsorted(cdf, u, right=True).clamp_max(cdf.shape[1] - 1)
     if order is not None:
         tokens = order.gather(-1, tokens)

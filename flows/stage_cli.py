@@ -16,6 +16,8 @@ def stage_main(run: Callable[..., dict], description: str, argv: list[str] | Non
     parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("accelerate", "httpx", "alembic"):  # per-checkpoint file lists and request logs
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         run(params_path=args.params)
     except (ParamsError, FileNotFoundError, ValueError, RuntimeError) as err:

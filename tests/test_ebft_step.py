@@ -36,13 +36,13 @@ def test_a_step_gives_a_finite_loss_gradients_and_diagnostics():
     out = step(batch(), torch.Generator().manual_seed(0))
     assert torch.isfinite(out.loss)
     out.loss.backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in step.policy.parameters())
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in step.policy.lm.parameters())
     assert all(p.grad is None for p in step.features.model.parameters())
     expected = {"loss", "pg_loss", "ce", "entropy", "reward", "reward_std", "alignment", "diversity"}
     assert expected | {"advantage_std", "advantage_abs_max", "valid_block_frac", "logp_gap"} <= set(out.metrics)
     assert out.metrics["logp_gap"] < 1e-4  # the training forward reproduces the sampler: on-policy
     assert out.metrics["valid_block_frac"] == 1.0
-    assert step.policy.training  # sampling ran in eval mode and restored the mode
+    assert step.policy.lm.training  # sampling ran in eval mode and restored the mode
 
 
 def test_steps_are_reproducible_from_the_seed():
@@ -111,7 +111,7 @@ def test_optimising_the_loss_raises_the_reward():
         loss=LossConfig(ce_coef=0.0),
     )
     step = make_step(cfg, seed=3)
-    optimizer = torch.optim.Adam(step.policy.parameters(), lr=1e-2)
+    optimizer = torch.optim.Adam(step.policy.lm.parameters(), lr=1e-2)
     gen = torch.Generator().manual_seed(0)
     b = ChunkBatch(batch(size=4).input_ids)
     rewards = []

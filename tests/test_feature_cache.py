@@ -77,6 +77,8 @@ def test_a_cache_for_other_inputs_is_refused_with_what_differs(setup, tmp_path):
     with pytest.raises(FeatureCacheError, match=r"data of split 'val'"):
         FeatureCache.open(tmp_path / "features", wanted)
 
+    only_train = make_cache_key(weights_sha256(root / "base"), network, {"train": splits["train"]}, LAYOUT, False)
+    assert FeatureCache.open(tmp_path / "features", only_train).splits() == ["train", "val"]  # a subset is served
     wanted = make_cache_key("0" * 64, network, splits, LAYOUT, False)
     with pytest.raises(FeatureCacheError, match=r"feature network weights"):
         FeatureCache.open(tmp_path / "features", wanted)

@@ -138,3 +138,19 @@ def test_gradients_of_cached_and_dense_forwards_agree():
         ((lp.gen_logprobs * weights).mean() - lp.gt_logprobs.mean()).backward()
         grads[mode] = torch.cat([p.grad.flatten() for p in model.parameters()])
     assert torch.allclose(grads["cached"], grads["dense"], atol=1e-5, rtol=1e-4)
+
+
+def test_per_chunk_generators_make_samples_independent_of_batch_mates():
+    layout = StridedLayout(seq_len=14, context=2, stride=3, block_len=3)
+    model = tiny_causal_lm("llama", seed=6)
+    x = torch.randint(2, 101, (3, layout.seq_len), generator=torch.Generator().manual_seed(0))
+    cfg = SamplingConfig(n_samples=2)
+
+    def gens(seeds):
+        return [torch.Generator().manual_seed(s) for s in seeds]
+
+    together = sample_strided(model, x, layout, cfg, gens([10, 11, 12]))
+    alone = sample_strided(model, x[1:2], layout, cfg, gens([11]))
+    assert torch.equal(together.tokens[1], alone.tokens[0])
+    dense = sample_strided_dense(model, x, layout, cfg, gens([10, 11, 12]))
+    assert torch.equal(together.tokens, dense.tokens)

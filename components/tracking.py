@@ -1,0 +1,149 @@
+"""MLflow tracking for one training or evaluation run, through an explicit client and run id (no global active run).
+
+Where runs go: the given URI, else ``MLFLOW_TRACKING_URI``, else a local SQLite file ``mlruns.db`` with artifacts in
+``mlartifacts/`` (both in the working directory). Only the main process of a distributed run logs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+
+DEFAULT_DB = "mlruns.db"
+DEFAULT_ARTIFACTS = "mlartifacts"
+MODEL_PIP_REQUIREMENTS = ["torch==2.13.0", "transformers==5.23.0", "accelerate==1.15.0", "safetensors==0.8.0"]
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(DEFAULT_DB).resolve()}"
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def git_facts() -> dict[str, str]:
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {"git_commit": git("rev-parse", "HEAD") or "unknown", "git_dirty": str(bool(git("status", "--porcelain")))}
+
+
+class RunTracker:
+    def __init__(self, uri: str | None = None, experiment: str = "ebft", enabled: bool = True):
+        self.enabled = enabled
+        self.uri = resolve_tracking_uri(uri)
+        self.experiment = experiment
+        self.run_id: str | None = None
+        self.client = MlflowClient(tracking_uri=self.uri) if enabled else None
+
+    def _experiment_id(self) -> str:
+        found = self.client.get_experiment_by_name(self.experiment)
+        if found is not None:
+            return found.experiment_id
+        location = None
+        if self.uri.startswith("sqlite:"):  # a local store: artifacts beside it, not in the working directory root
+            location = Path(DEFAULT_ARTIFACTS).resolve().as_uri()
+        return self.client.create_experiment(self.experiment, artifact_location=location)
+
+    def start(self, run_name: str, tags: Mapping[str, str], resume_run_id: str | None = None) -> str | None:
+        """Start a run (or continue ``resume_run_id`` after a resumed checkpoint); returns its id."""
+        if not self.enabled:
+            return None
+        if resume_run_id:
+            self.client.update_run(resume_run_id, status="RUNNING")
+            self.run_id = resume_run_id
+        else:
+            run = self.client.create_run(self._experiment_id(), run_name=run_name, tags=dict(tags))
+            self.run_id = run.info.run_id
+        return self.run_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        items = [Param(k, json.dumps(v) if isinstance(v, list | dict) else str(v)[:6000]) for k, v in params.items()]
+        for lo in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[lo : lo + 100])
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        if self.enabled:
+            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        if not self.enabled:
+            return
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+        for lo in range(0, len(batch), 500):
+            self.client.log_batch(self.run_id, metrics=batch[lo : lo + 500])
+
+    def log_table(self, data: Mapping[str, list], artifact_file: str) -> None:
+        if self.enabled:
+            with _tracking_uri(self.uri):
+                mlflow.log_table(dict(data), artifact_file=artifact_file, run_id=self.run_id)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        if self.enabled:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_dict(self, record: Any, artifact_file: str) -> None:
+        if self.enabled:
+            self.client.log_dict(self.run_id, record, artifact_file)
+
+    def log_model(self, model, tokenizer, name: str = "model") -> str | None:
+        """The model as an MLflow transformers model (text-generation); returns its ``models:/`` URI."""
+        if not self.enabled:
+            return None
+        quiet = logging.getLogger("mlflow.transformers")  # offline: model-card and license lookups only warn
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            with _tracking_uri(self.uri), mlflow.start_run(run_id=self.run_id):
+                info = mlflow.transformers.log_model(
+                    transformers_model={"model": model, "tokenizer": tokenizer},
+                    name=name,
+                    task="text-generation",
+                    pip_requirements=MODEL_PIP_REQUIREMENTS,  # the default inference adds torchvision, which breaks
+                )
+        finally:
+            quiet.setLevel(level)
+        return info.model_uri
+
+    def finish(self, status: str = "FINISHED") -> None:
+        if self.enabled and self.run_id:
+            self.client.set_terminated(self.run_id, status=status)
+
+
+class _tracking_uri:
+    """mlflow's module-level helpers read the global tracking URI; set it only around their calls."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+
+    def __enter__(self) -> None:
+        self.previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(self.uri)
+
+    def __exit__(self, *exc: object) -> None:
+        mlflow.set_tracking_uri(self.previous)

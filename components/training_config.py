@@ -1,0 +1,58 @@
+"""Settings of the training loop (optimizer, schedule, batch geometry, checkpoints, LoRA, devices).
+
+They live in params.yaml under ``train``, next to the EBFT settings (sampling, rewards, loss).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Method = Literal["ebft", "sft"]
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OptimizerConfig(_Settings):
+    lr: float = Field(2e-5, gt=0, description="AdamW learning rate (paper: 1e-6 at 1.5B scale)")
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = Field(0.0, ge=0)
+    eps: float = Field(1e-8, gt=0)
+
+
+class SchedulerConfig(_Settings):
+    name: Literal["constant_with_warmup", "cosine"] = "constant_with_warmup"
+    warmup_ratio: float = Field(0.03, ge=0, le=1, description="fraction of steps with a linear warm-up")
+
+
+class LoraSettings(_Settings):
+    enabled: bool = False
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+class TrainerConfig(_Settings):
+    methods: list[Method] = Field(
+        default_factory=lambda: ["ebft", "sft"], description="what a run trains: 'ebft', the 'sft' baseline, or both"
+    )
+    steps: int = Field(6, ge=1, description="optimizer steps (one rollout batch each)")
+    rollouts_per_step: int = Field(16, ge=1, description="sampled sequences per step, all processes together")
+    micro_batch_chunks: int = Field(1, ge=1, description="chunks per forward/backward on one process")
+    optimizer: OptimizerConfig = OptimizerConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    grad_clip: float | None = Field(1.0, gt=0, description="max gradient norm; null = no clipping")
+    gradient_checkpointing: bool = Field(False, description="needs forward_mode: dense")
+    lora: LoraSettings = LoraSettings()
+    mixed_precision: Literal["auto", "no", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
+    seed: int = 43
+    checkpoint_every: int = Field(0, ge=0, description="steps between checkpoints (0: only at the end)")
+    keep_checkpoints: int = Field(1, ge=1)
+    resume: Literal["auto", "never"] = Field("auto", description="auto: continue from a compatible checkpoint")
+    log_samples_every: int = Field(3, ge=0, description="steps between rollout-sample tables in MLflow (0: never)")
+    num_processes: int = Field(1, ge=1, description="processes (GPUs, or CPU ranks) for data-parallel training")
+    accelerate_config: str | None = Field(None, description="accelerate config file for multi-process runs")
