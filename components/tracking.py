@@ -111,10 +111,16 @@ class RunTracker:
         if self.enabled:
             self.client.log_dict(self.run_id, record, artifact_file)
 
-    def log_model(self, model, tokenizer, name: str = "model") -> str | None:
-        """The model as an MLflow transformers model (text-generation); returns its ``models:/`` URI."""
+    def log_model(self, model, tokenizer, local_dir: str | Path, card: str, name: str = "model") -> str | None:
+        """The model as an MLflow transformers model (text-generation); returns its ``models:/`` URI.
+
+        ``local_dir`` is where the model was saved: pointing ``name_or_path`` there (an absolute path, not shaped like
+        a hub repo id) and giving our own model ``card`` keeps MLflow from looking the model up on the hub."""
         if not self.enabled:
             return None
+        from huggingface_hub import ModelCard
+
+        model.name_or_path = str(Path(local_dir).resolve())
         quiet = logging.getLogger("mlflow.transformers")  # offline: model-card and license lookups only warn
         level = quiet.level
         quiet.setLevel(logging.ERROR)
@@ -124,6 +130,7 @@ class RunTracker:
                     transformers_model={"model": model, "tokenizer": tokenizer},
                     name=name,
                     task="text-generation",
+                    model_card=ModelCard(card),
                     pip_requirements=MODEL_PIP_REQUIREMENTS,  # the default inference adds torchvision, which breaks
                 )
         finally:

@@ -79,7 +79,7 @@ def run_fingerprint(params: Params, base_sha: str, data_sha: str) -> str:
 def prepare_policy(model_dir: str, params: Params, device: torch.device) -> torch.nn.Module:
     lm = load_model(model_dir, "float32", device)  # fp32 master weights; bf16 comes from autocast on GPU
     if params.train.gradient_checkpointing:
-        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if params.train.lora.enabled:
         lm = add_lora(lm, params.train.lora)
     return lm.train()
@@ -95,16 +95,35 @@ def write_curves(folder: Path, results: dict[str, TrainingResult]) -> None:
                 writer.writerow({k: row.get(k, "") for k in CURVE_COLUMNS})
 
 
-def summary(result: TrainingResult) -> dict:
+def summary(result: TrainingResult, steps_per_epoch: float) -> dict:
+    """First/last step figures and per-epoch means: with a small training set, steps differ mostly by which chunks
+    they drew, while epoch means compare the same chunks before and after learning."""
     keys = ("loss", "ce", "reward", "alignment", "diversity", "grad_norm", "time/step_s", "peak_memory_mb")
     first, last = result.history[0], result.history[-1]
+    epochs: dict[int, list[dict]] = {}
+    for row in result.history:
+        epochs.setdefault(int((row["step"] - 1) // steps_per_epoch), []).append(row)
+    by_epoch = {
+        str(epoch + 1): {k: round(sum(r[k] for r in rows) / len(rows), 4) for k in ("reward", "ce") if k in rows[0]}
+        for epoch, rows in epochs.items()
+        if len(rows) >= steps_per_epoch  # complete epochs only
+    }
     return {
         "steps": result.steps,
         "seconds": round(result.seconds, 2),
         "mlflow_run_id": result.run_id,
         "first": {k: first[k] for k in keys if k in first},
         "final": {k: last[k] for k in keys if k in last},
+        "epoch_means": by_epoch,
     }
+
+
+def model_card(method: str, params: Params, facts: dict) -> str:
+    return (
+        f"# {method.upper()} fine-tune of {params.model.base}\n\n"
+        f"Trained by the EBFT pipeline (`{method}`, {facts['steps']} steps) on `{params.data.source}` chunks of "
+        f"{params.data.seq_len} tokens. MLflow run `{facts['mlflow_run_id']}`.\n"
+    )
 
 
 def run(
@@ -174,13 +193,14 @@ def run(
                 params_to_log=flatten(params.model_dump()),
             )
             results[method] = result
-            record[method] = summary(result)
+            record[method] = summary(result, steps_per_epoch=len(train_split) / params.chunks_per_step)
             if main:
                 final = merged(accelerator.unwrap_model(trainer.policy).lm).eval()
                 final.save_pretrained(out / method, safe_serialization=True)
                 tokenizer.save_pretrained(out / method)
                 if params.tracking.log_model:
-                    record[method]["model_uri"] = tracker.log_model(final, tokenizer)
+                    card = model_card(method, params, record[method])
+                    record[method]["model_uri"] = tracker.log_model(final, tokenizer, out / method, card)
                 tracker.log_dict(record[method], "train_summary.json")
                 tracker.finish("FINISHED")
                 print(f"[{method}] {result.steps} steps in {result.seconds:.1f} s; final {record[method]['final']}")

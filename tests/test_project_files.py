@@ -19,7 +19,7 @@ def test_readme_python_example_runs():
 
 def test_params_file_is_valid():
     params = load_params(ROOT / "params.yaml")
-    assert params.ebft_config().layout.num_blocks == 32
+    assert params.ebft_config().layout.num_blocks == 16
 
 
 def test_ci_runs_the_readme_test_command():
