@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from components.causal_lm import check_logit_head, compute_dtype
+from components.causal_lm import compute_dtype
 from components.ebft_loss import LossConfig, ebft_loss, masked_mean, masked_std
 from components.feature_network import FeatureConfig, FeatureNetwork
 from components.rewards import RewardConfig, Rewards, compute_rewards, token_advantages
@@ -25,7 +25,7 @@ from components.strided_forward import ForwardMode, strided_logprobs
 from components.strided_layout import StridedLayout
 from components.strided_masks import StridedMasks, build_strided_masks
 from components.strided_policy import as_policy_module, language_model
-from components.strided_sampler import StridedSamples, sample_strided
+from components.strided_sampler import StridedSamples
 from components.token_sampling import Generators, SamplingConfig
 
 
@@ -105,8 +105,7 @@ class EBFTStep:
     ):
         if config.loss.kl_coef > 0 and reference is None:
             raise ValueError("loss.kl_coef > 0 needs a frozen reference model")
-        self.policy = as_policy_module(policy)  # what the loss calls (DDP/FSDP may wrap it)
-        check_logit_head(language_model(self.policy))
+        self.policy = as_policy_module(policy)  # all policy computation goes through it (DDP/FSDP may wrap it)
         self.features = feature_network
         self.config = config
         self.reference = reference
@@ -133,10 +132,9 @@ class EBFTStep:
             raise ValueError("document_masking is on but the batch has no doc_ids")
         if cfg.qa_masking and batch.qa_mask is None:
             raise ValueError("qa_masking is on but the batch has no qa_mask")
-        policy = language_model(self.policy)
-        masks = self.masks(batch, compute_dtype(policy))
+        masks = self.masks(batch, compute_dtype(language_model(self.policy)))
         t0 = time.perf_counter()
-        samples = sample_strided(policy, batch.input_ids, layout, cfg.sampling, generator, masks)
+        samples = self.policy(batch.input_ids, masks, sample=cfg.sampling, generator=generator)
         t1 = time.perf_counter()
         feature_dtype = compute_dtype(self.features.model)
         feature_masks = masks if feature_dtype == masks.prompt_mask.dtype else self.masks(batch, feature_dtype)

@@ -1,22 +1,26 @@
-"""The trainable policy as one ``nn.Module``: a single ``forward`` covers the chunk and the generated segments.
+"""The trainable policy as one ``nn.Module``: every computation on it, sampling included, is one ``forward`` call.
 
-DDP and FSDP expect one forward call per backward and the vocabulary projection inside that forward (FSDP gathers
-sharded weights only there). The strided training forward calls the language model twice (chunk into the KV cache,
-then the generated tokens) and applies the head afterwards, so it runs inside this module, which accelerate wraps.
+DDP and FSDP expect one forward call per backward, and FSDP gathers sharded weights (embeddings, head) only inside
+the wrapped module's forward. The strided training forward calls the language model twice (chunk into the KV cache,
+then the generated tokens) and applies the head afterwards, and the sampler calls it G times: both run inside this
+module's forward, which accelerate wraps.
 """
 
 from __future__ import annotations
 
 import torch
 
-from components.causal_lm import core_model
+from components.causal_lm import check_logit_head, core_model
 from components.strided_forward import ForwardMode, StridedLogprobs, strided_logprobs, teacher_forced_logprobs
 from components.strided_masks import StridedMasks
+from components.strided_sampler import StridedSamples, sample_strided
+from components.token_sampling import Generators, SamplingConfig
 
 
 class StridedPolicy(torch.nn.Module):
     def __init__(self, lm: torch.nn.Module):
         super().__init__()
+        check_logit_head(lm)  # before any wrapper shards it
         self.lm = lm
 
     def forward(
@@ -29,8 +33,13 @@ class StridedPolicy(torch.nn.Module):
         mode: ForwardMode = "cached",
         chunk_size: int = 1024,
         with_entropy: bool = False,
-    ) -> StridedLogprobs | torch.Tensor:
-        """With ``gen_tokens``: the EBFT forward (StridedLogprobs). Without: teacher-forced log-probs (B, L-1)."""
+        sample: SamplingConfig | None = None,
+        generator: Generators = None,
+    ) -> StridedLogprobs | StridedSamples | torch.Tensor:
+        """``sample`` given: strided sampling (StridedSamples, no gradients). ``gen_tokens`` given: the EBFT training
+        forward (StridedLogprobs). Neither: teacher-forced log-probs (B, L-1)."""
+        if sample is not None:
+            return sample_strided(self.lm, input_ids, masks.layout, sample, generator, masks)
         if gen_tokens is None:
             return teacher_forced_logprobs(self.lm, input_ids, masks, chunk_size=chunk_size)
         return strided_logprobs(

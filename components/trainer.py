@@ -12,13 +12,13 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedType
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
@@ -35,6 +35,7 @@ from components.data_order import chunk_generators, process_share, step_chunks
 from components.ebft_step import EBFTStep
 from components.feature_cache import FeatureCache
 from components.feature_network import FeatureNetwork
+from components.lora import merged
 from components.memory import peak_memory, reset_peak_memory
 from components.params import Params
 from components.rollout_table import rollout_table
@@ -113,6 +114,20 @@ class Trainer:
     @property
     def device(self) -> torch.device:
         return self.accelerator.device
+
+    @contextmanager
+    def trained_model(self) -> Iterator[torch.nn.Module]:
+        """The trained language model with full weights and LoRA merged (under FSDP: gathered on the main process;
+        every process must enter this)."""
+        gather = nullcontext()
+        if self.accelerator.distributed_type == DistributedType.FSDP:
+            from torch.distributed.fsdp import FullyShardedDataParallel
+
+            gather = FullyShardedDataParallel.summon_full_params(
+                self.policy, writeback=False, rank0_only=True, offload_to_cpu=True
+            )
+        with gather:
+            yield merged(self.accelerator.unwrap_model(self.policy).lm).eval()
 
     def _restore(self) -> TrainingState:
         state = TrainingState(step=0, fingerprint=self.fingerprint)

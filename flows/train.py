@@ -12,6 +12,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from components.base_model import load_model, load_tokenizer, weights_sha256
 from components.chunk_store import load_split
 from components.feature_cache import FeatureCache, make_cache_key
 from components.feature_network import FeatureNetwork
-from components.lora import add_lora, merged
+from components.lora import add_lora
 from components.params import Params, load_params
 from components.tracking import RunTracker, flatten, git_facts
 from components.trainer import Trainer, TrainingResult
@@ -51,7 +52,9 @@ def relaunch(params_path: str, params: Params) -> dict:
     launcher += ["--config_file", config] if config else ["--multi_gpu"]
     launcher += ["--main_process_port", str(port), "-m", "flows.train", "--params", params_path]
     print(f"train: relaunching with {cfg.num_processes} processes: {' '.join(launcher)}")
-    subprocess.run(launcher, check=True)
+    done = subprocess.run(launcher)
+    if done.returncode != 0:
+        raise RuntimeError(f"distributed training failed (accelerate launch exit {done.returncode}); see output above")
     return json.loads(Path("metrics/train.json").read_text())
 
 
@@ -194,21 +197,24 @@ def run(
             )
             results[method] = result
             record[method] = summary(result, steps_per_epoch=len(train_split) / params.chunks_per_step)
-            if main:
-                final = merged(accelerator.unwrap_model(trainer.policy).lm).eval()
-                final.save_pretrained(out / method, safe_serialization=True)
-                tokenizer.save_pretrained(out / method)
-                if params.tracking.log_model:
-                    card = model_card(method, params, record[method])
-                    record[method]["model_uri"] = tracker.log_model(final, tokenizer, out / method, card)
-                tracker.log_dict(record[method], "train_summary.json")
-                tracker.finish("FINISHED")
-                print(f"[{method}] {result.steps} steps in {result.seconds:.1f} s; final {record[method]['final']}")
+            with trainer.trained_model() as final:
+                if main:
+                    final.save_pretrained(out / method, safe_serialization=True)
+                    tokenizer.save_pretrained(out / method)
+                    if params.tracking.log_model:
+                        card = model_card(method, params, record[method])
+                        record[method]["model_uri"] = tracker.log_model(final, tokenizer, out / method, card)
+                    tracker.log_dict(record[method], "train_summary.json")
+                    tracker.finish("FINISHED")
+                    print(f"[{method}] {result.steps} steps in {result.seconds:.1f} s; final {record[method]['final']}")
             accelerator.wait_for_everyone()
             del trainer, lm, reference
     if main:
         write_curves(Path(curves_dir), results)
         atomic_write_json(metrics_path, record)
+        # Checkpoints exist to resume an unfinished run; the stage's outputs are committed now.
+        for method in cfg.methods:
+            shutil.rmtree(Path(checkpoint_root) / method, ignore_errors=True)
     accelerator.wait_for_everyone()
     return record
 

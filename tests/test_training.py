@@ -172,11 +172,20 @@ def test_lora_and_gradient_checkpointing(workdir):
     assert changed and all(torch.equal(saved[k], base[k]) for k in saved if "mlp" in k)
 
 
-def test_checkpoints_of_other_settings_and_partial_writes_are_not_resumed(workdir):
-    write_params(workdir / "params.yaml", {"train": {"methods": ["sft"], "steps": 4}, "tracking": {"log_model": False}})
-    train.run()
-    (workdir / "checkpoints/sft/.step-000002.tmp").mkdir()  # what a kill during a checkpoint write leaves
+def test_checkpoints_of_other_settings_and_partial_writes_are_not_resumed(workdir, capsys):
+    from components.checkpointing import TrainingState, save_checkpoint
+    from components.params import load_params
+    from components.strided_policy import StridedPolicy
+    from flows.train import new_accelerator, prepare_policy
+
+    # A finished checkpoint of a run with other settings, and what a kill during a checkpoint write leaves.
+    params = load_params("params.yaml")
+    accelerator = new_accelerator(params)
+    accelerator.prepare(StridedPolicy(prepare_policy("models/base", params, accelerator.device)))
+    save_checkpoint(accelerator, workdir / "checkpoints/sft", TrainingState(step=4, fingerprint="other"))
+    (workdir / "checkpoints/sft/.step-000002.tmp").mkdir()
     write_params(workdir / "params.yaml", {"train": {"methods": ["sft"], "steps": 2}, "tracking": {"log_model": False}})
     train.run()
-    remaining = sorted(p.name for p in (workdir / "checkpoints/sft").iterdir())
-    assert remaining == ["step-000002"]  # the new run's checkpoint, not the old step-000004 nor the leftover
+    out = capsys.readouterr().out
+    assert "removed checkpoints/sft/.step-000002.tmp" in out and "removed checkpoints/sft/step-000004" in out
+    assert json.loads((workdir / "metrics/train.json").read_text())["sft"]["steps"] == 2
