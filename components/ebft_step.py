@@ -102,9 +102,13 @@ class EBFTStep:
         feature_network: FeatureNetwork,
         config: EBFTConfig,
         reference: torch.nn.Module | None = None,
+        reference_is_feature_network: bool = False,
     ):
-        if config.loss.kl_coef > 0 and reference is None:
+        """``reference``: a frozen model for the KL term. ``reference_is_feature_network``: the feature network is the
+        frozen base model, so its forward also gives the reference log-probs (KL is then always reported)."""
+        if config.loss.kl_coef > 0 and reference is None and not reference_is_feature_network:
             raise ValueError("loss.kl_coef > 0 needs a frozen reference model")
+        self.reference_is_feature_network = reference_is_feature_network
         self.policy = as_policy_module(policy)  # all policy computation goes through it (DDP/FSDP may wrap it)
         self.features = feature_network
         self.config = config
@@ -138,7 +142,14 @@ class EBFTStep:
         t1 = time.perf_counter()
         feature_dtype = compute_dtype(self.features.model)
         feature_masks = masks if feature_dtype == masks.prompt_mask.dtype else self.masks(batch, feature_dtype)
-        gen_feats, gt_feats = self.features.strided_features(batch.input_ids, samples.step_major(layout), feature_masks)
+        gen_tokens = samples.step_major(layout)
+        ref_logprobs = None
+        if self.reference_is_feature_network:
+            gen_feats, gt_feats, ref_logprobs = self.features.strided_features_and_logprobs(
+                batch.input_ids, gen_tokens, feature_masks, cfg.sampling.temperature
+            )
+        else:
+            gen_feats, gt_feats = self.features.strided_features(batch.input_ids, gen_tokens, feature_masks)
         if gt_features is not None:
             if gt_features.shape != gt_feats.shape:
                 raise ValueError(
@@ -148,12 +159,11 @@ class EBFTStep:
             gt_feats = gt_features.to(gen_feats)
         rewards = compute_rewards(gen_feats, gt_feats, masks.block_valid, cfg.rewards)
         t2 = time.perf_counter()
-        ref_logprobs = None
         if self.reference is not None:
             ref_logprobs = strided_logprobs(
                 self.reference,
                 batch.input_ids,
-                samples.step_major(layout),
+                gen_tokens,
                 masks,
                 temperature=cfg.sampling.temperature,
                 chunk_size=cfg.logit_chunk_size,

@@ -15,7 +15,12 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.causal_lm import core_model, num_hidden_states
-from components.strided_forward import ForwardMode, prompt_hidden_states, strided_hidden_states
+from components.strided_forward import (
+    ForwardMode,
+    generated_logprobs,
+    prompt_hidden_states,
+    strided_hidden_states,
+)
 from components.strided_masks import StridedMasks
 
 LayerChoice = Literal["last", "mean", "middle", "quartiles"]
@@ -117,13 +122,35 @@ class FeatureNetwork:
         self, input_ids: torch.Tensor, gen_tokens: torch.Tensor, masks: StridedMasks, mode: ForwardMode = "cached"
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Features of the generated blocks (B, n, NB, D) and of the ground-truth blocks (B, NB, D)."""
-        prompt, gen = strided_hidden_states(self.model, input_ids, gen_tokens, masks, layers=self._request(), mode=mode)
+        gen_feats, gt_feats, _ = self._strided(input_ids, gen_tokens, masks, mode, logprob_temperature=None)
+        return gen_feats, gt_feats
+
+    @torch.no_grad()
+    def strided_features_and_logprobs(
+        self, input_ids: torch.Tensor, gen_tokens: torch.Tensor, masks: StridedMasks, temperature: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Features as ``strided_features``, plus this network's log-probs of the generated tokens (B*n, NB*G) at
+        ``temperature``, from the same forward. When the feature network is the frozen base model (the default), these
+        are the KL reference's log-probs, for the price of one vocabulary projection instead of another forward."""
+        return self._strided(input_ids, gen_tokens, masks, "cached", logprob_temperature=temperature)
+
+    def _strided(self, input_ids, gen_tokens, masks, mode, logprob_temperature):
+        request = self._request()
+        final = num_hidden_states(self.model) - 1
+        if logprob_temperature is not None and request is not True:
+            request = sorted({*request, final})
+        prompt, gen = strided_hidden_states(self.model, input_ids, gen_tokens, masks, layers=request, mode=mode)
         layout = masks.layout
-        B = input_ids.shape[0]
         gen_blocks = layout.to_block_major(self.token_features(gen), dim=1)  # (B*n, NB, G, d)
         gen_feats = self.pool(gen_blocks)
-        gen_feats = gen_feats.reshape(B, -1, *gen_feats.shape[1:])
-        return gen_feats, self._ground_truth_blocks(self.token_features(prompt), masks)
+        gen_feats = gen_feats.reshape(input_ids.shape[0], -1, *gen_feats.shape[1:])
+        gt_feats = self._ground_truth_blocks(self.token_features(prompt), masks)
+        logprobs = None
+        if logprob_temperature is not None:
+            logprobs, _ = generated_logprobs(
+                self.model, gen_tokens, prompt[final], gen[final], masks, logprob_temperature
+            )
+        return gen_feats, gt_feats, logprobs
 
     def _ground_truth_blocks(self, chunk_feats: torch.Tensor, masks: StridedMasks) -> torch.Tensor:
         return self.pool(chunk_feats[:, masks.layout.target_positions(chunk_feats.device)])

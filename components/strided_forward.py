@@ -88,18 +88,54 @@ def strided_logprobs(
     with_entropy: bool = False,
 ) -> StridedLogprobs:
     """Log-probs of the generated tokens (temperature T) and of the ground truth (T = 1) from one forward."""
-    layout = masks.layout
-    n = gen_tokens.shape[0] // input_ids.shape[0]
     prompt_states, gen_states = strided_hidden_states(model, input_ids, gen_tokens, masks, mode=mode)
-    prompt, gen = prompt_states[-1], gen_states[-1]
-    # Step 0 of block k is predicted at chunk position a_k - 1; step g > 0 by the block's previous token.
-    at_context = prompt[:, layout.anchors(prompt.device) - 1].repeat_interleave(n, dim=0)
-    predictors = torch.cat([at_context, gen[:, : layout.gen_len - layout.num_blocks]], dim=1)
-    head = logit_head(model)
-    gen_logp, entropy = token_logprobs(
-        predictors, gen_tokens, head, temperature=temperature, chunk_size=chunk_size, with_entropy=with_entropy
+    return logprobs_from_hidden(
+        model, input_ids, gen_tokens, prompt_states[-1], gen_states[-1], masks, temperature, chunk_size, with_entropy
     )
-    gt_logp, _ = token_logprobs(prompt[:, :-1], input_ids[:, 1:], head, chunk_size=chunk_size)
+
+
+def generated_logprobs(
+    model: torch.nn.Module,
+    gen_tokens: torch.Tensor,
+    prompt_last: torch.Tensor,
+    gen_last: torch.Tensor,
+    masks: StridedMasks,
+    temperature: float,
+    chunk_size: int = 1024,
+    with_entropy: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probs (B*n, NB*G) of the generated tokens from final hidden states of the chunk (B, L, H) and of the
+    generated segment (B*n, NB*G, H). Step 0 of block k is predicted at chunk position a_k - 1; step g > 0 by the
+    block's previous token."""
+    layout = masks.layout
+    n = gen_tokens.shape[0] // prompt_last.shape[0]
+    at_context = prompt_last[:, layout.anchors(prompt_last.device) - 1].repeat_interleave(n, dim=0)
+    predictors = torch.cat([at_context, gen_last[:, : layout.gen_len - layout.num_blocks]], dim=1)
+    return token_logprobs(
+        predictors,
+        gen_tokens,
+        logit_head(model),
+        temperature=temperature,
+        chunk_size=chunk_size,
+        with_entropy=with_entropy,
+    )
+
+
+def logprobs_from_hidden(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    gen_tokens: torch.Tensor,
+    prompt_last: torch.Tensor,
+    gen_last: torch.Tensor,
+    masks: StridedMasks,
+    temperature: float,
+    chunk_size: int = 1024,
+    with_entropy: bool = False,
+) -> StridedLogprobs:
+    gen_logp, entropy = generated_logprobs(
+        model, gen_tokens, prompt_last, gen_last, masks, temperature, chunk_size, with_entropy
+    )
+    gt_logp, _ = token_logprobs(prompt_last[:, :-1], input_ids[:, 1:], logit_head(model), chunk_size=chunk_size)
     return StridedLogprobs(gen_logprobs=gen_logp, gt_logprobs=gt_logp, gen_entropy=entropy)
 
 

@@ -73,6 +73,7 @@ class Trainer:
         feature_network: FeatureNetwork | None = None,
         feature_cache: FeatureCache | None = None,
         reference: torch.nn.Module | None = None,
+        reference_is_feature_network: bool = False,
         tokenizer=None,
         log: Callable[[str], None] = print,
     ):
@@ -101,7 +102,13 @@ class Trainer:
         if method == "ebft":
             if feature_network is None:
                 raise ValueError("EBFT training needs the frozen feature network")
-            self.step_runner = EBFTStep(self.policy, feature_network, ebft, reference=reference)
+            self.step_runner = EBFTStep(
+                self.policy,
+                feature_network,
+                ebft,
+                reference=reference,
+                reference_is_feature_network=reference_is_feature_network,
+            )
         else:
             self.step_runner = SFTStep(
                 self.policy,

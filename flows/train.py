@@ -172,8 +172,11 @@ def run(
         for method in cfg.methods:
             accelerator = new_accelerator(params)  # one per method: its checkpoints hold only this method's state
             lm = prepare_policy(model_dir, params, device)
+            # KL to the frozen base model: the default feature network is that model, so its forward gives the
+            # reference log-probs (KL is always reported); another feature network needs a reference of its own.
+            base_is_features = params.features.network == "base"
             reference = None
-            if method == "ebft" and cfg.loss.kl_coef > 0:  # KL to the frozen base model
+            if method == "ebft" and cfg.loss.kl_coef > 0 and not base_is_features:
                 reference = load_model(model_dir, "float32", device).requires_grad_(False)
             tracker = RunTracker(params.tracking.uri, params.tracking.experiment, enabled=main)
             trainer = Trainer(
@@ -188,6 +191,7 @@ def run(
                 feature_network=feature_network,
                 feature_cache=cache,
                 reference=reference,
+                reference_is_feature_network=base_is_features,
                 tokenizer=tokenizer,
             )
             result = trainer.run(

@@ -123,3 +123,20 @@ def test_optimising_the_loss_raises_the_reward():
         rewards.append(out.metrics["reward"])
     first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
     assert last > first + 0.1, rewards  # measured: 1.31 -> 1.56 (seeds 0, 1: +0.17, +0.18)
+
+
+def test_kl_from_the_feature_network_equals_kl_from_a_separate_reference():
+    """The default feature network is the frozen base model: its forward gives the reference log-probs."""
+    cfg = EBFTConfig(layout=LAYOUT, loss=LossConfig(kl_coef=0.1))
+    policy = tiny_causal_lm("llama", seed=2).train()
+    base = copy.deepcopy(policy).eval().requires_grad_(False)
+    features = FeatureNetwork.frozen_copy_of(policy, cfg.features)
+    with torch.no_grad():  # move the policy away from the base
+        for p in policy.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    shared = EBFTStep(policy, features, cfg, reference_is_feature_network=True)
+    separate = EBFTStep(policy, features, cfg, reference=base)
+    a = shared(batch(), torch.Generator().manual_seed(3)).metrics
+    b = separate(batch(), torch.Generator().manual_seed(3)).metrics
+    assert a["kl"] > 1e-4 and a["kl"] == pytest.approx(b["kl"], rel=1e-4)
+    assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
