@@ -64,9 +64,19 @@ def new_accelerator(params: Params) -> Accelerator:
     return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=precision)
 
 
+def code_version() -> str:
+    """Hash of the project's Python sources: a checkpoint made by other code is not resumed (DVC reruns the stage
+    when code changes, and the new code must not pick up the old run's state)."""
+    digest = hashlib.sha256()
+    for path in sorted([*ROOT.glob("components/**/*.py"), *ROOT.glob("flows/**/*.py")]):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def run_fingerprint(params: Params, base_sha: str, data_sha: str) -> str:
     """Everything a checkpoint must share with this run to be resumed from."""
     relevant = {
+        "code": code_version(),
         "train": params.train.model_dump(
             exclude={"resume", "checkpoint_every", "keep_checkpoints", "log_samples_every"}
         ),

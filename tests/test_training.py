@@ -192,3 +192,18 @@ def test_checkpoints_of_other_settings_and_partial_writes_are_not_resumed(workdi
     out = capsys.readouterr().out
     assert "removed checkpoints/sft/.step-000002.tmp" in out and "removed checkpoints/sft/step-000004" in out
     assert json.loads((workdir / "metrics/train.json").read_text())["sft"]["steps"] == 2
+
+
+def test_the_run_fingerprint_changes_with_code_params_and_data(workdir):
+    from components.params import load_params
+    from flows.train import code_version, run_fingerprint
+
+    params = load_params("params.yaml")
+    base = run_fingerprint(params, "base", "data")
+    assert base == run_fingerprint(params, "base", "data") and len(code_version()) == 64
+    assert base != run_fingerprint(params, "base", "other data")
+    assert base != run_fingerprint(params, "other base", "data")
+    changed = params.model_copy(update={"train": params.train.model_copy(update={"steps": 99})})
+    assert base != run_fingerprint(changed, "base", "data")
+    resume_only = params.model_copy(update={"train": params.train.model_copy(update={"checkpoint_every": 5})})
+    assert base == run_fingerprint(resume_only, "base", "data")  # how often to checkpoint does not change the run
