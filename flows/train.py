@@ -36,7 +36,19 @@ from flows.features import feature_network_dir
 from flows.stage_cli import stage_main
 
 ROOT = Path(__file__).resolve().parents[1]
-CURVE_COLUMNS = ("step", "loss", "ce", "reward", "alignment", "diversity", "pg_loss", "grad_norm", "lr", "time/step_s")
+CURVE_COLUMNS = (
+    "step",
+    "loss",
+    "ce",
+    "kl",
+    "reward",
+    "alignment",
+    "diversity",
+    "pg_loss",
+    "grad_norm",
+    "lr",
+    "time/step_s",
+)
 
 
 def relaunch(params_path: str, params: Params) -> dict:
@@ -111,13 +123,15 @@ def write_curves(folder: Path, results: dict[str, TrainingResult]) -> None:
 def summary(result: TrainingResult, steps_per_epoch: float) -> dict:
     """First/last step figures and per-epoch means: with a small training set, steps differ mostly by which chunks
     they drew, while epoch means compare the same chunks before and after learning."""
-    keys = ("loss", "ce", "reward", "alignment", "diversity", "grad_norm", "time/step_s", "peak_memory_mb")
+    keys = ("loss", "ce", "kl", "reward", "alignment", "diversity", "grad_norm", "time/step_s", "peak_memory_mb")
     first, last = result.history[0], result.history[-1]
     epochs: dict[int, list[dict]] = {}
     for row in result.history:
         epochs.setdefault(int((row["step"] - 1) // steps_per_epoch), []).append(row)
     by_epoch = {
-        str(epoch + 1): {k: round(sum(r[k] for r in rows) / len(rows), 4) for k in ("reward", "ce") if k in rows[0]}
+        str(epoch + 1): {
+            k: round(sum(r[k] for r in rows) / len(rows), 4) for k in ("reward", "ce", "kl") if k in rows[0]
+        }
         for epoch, rows in epochs.items()
         if len(rows) >= steps_per_epoch  # complete epochs only
     }
