@@ -47,11 +47,6 @@ class CodeProblem:
         return f"{self.prompt}{completion}\n\n{self.tests}\n"
 
 
-def truncate_at_stop(completion: str, stop: tuple[str, ...]) -> str:
-    cut = min((i for s in stop if (i := completion.find(s)) >= 0), default=len(completion))
-    return completion[:cut]
-
-
 def humaneval_problems() -> list[CodeProblem]:
     return [
         CodeProblem(

@@ -13,9 +13,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from components.code_tasks import CodeTask
 from components.ebft_loss import LossConfig
 from components.ebft_step import EBFTConfig
 from components.feature_network import FeatureConfig
+from components.generation import DecodingConfig
 from components.rewards import RewardConfig
 from components.strided_forward import ForwardMode
 from components.strided_layout import StridedLayout
@@ -119,6 +121,38 @@ class TrainParams(TrainerConfig):
     forward_mode: ForwardMode = "cached"
 
 
+class CodeEvalParams(_Group):
+    tasks: list[CodeTask] = Field(
+        default_factory=lambda: ["humaneval"], description="humaneval | mbpp | dataframebench"
+    )
+    max_problems: int | None = Field(40, ge=1, description="first N problems of each task; null = all")
+    decoding: DecodingConfig = DecodingConfig()
+    ks: list[int] = Field(default_factory=lambda: [1], description="pass@k reported for each k (<= decoding.samples)")
+    timeout_s: float = Field(10.0, gt=0, description="wall-clock limit per test run in the sandbox")
+    memory_mb: int = Field(2048, ge=256, description="address-space limit per test run")
+    workers: int = Field(2, ge=1, description="test runs at once")
+
+
+class TranslationEvalParams(_Group):
+    enabled: bool | Literal["auto"] = Field("auto", description="auto: on when data.source is a translation source")
+    split: Split = "test"
+    max_pairs: int | None = Field(200, ge=1)
+    decoding: DecodingConfig = DecodingConfig(max_new_tokens=96)
+
+
+class EvalParams(_Group):
+    models: list[str] = Field(
+        default_factory=lambda: ["base", "ebft", "sft"], description="'base' and/or trained methods to evaluate"
+    )
+    split: Split = Field("val", description="held-out chunks for CE and feature matching (must be cached)")
+    max_chunks: int | None = Field(16, ge=1)
+    feature_samples: int = Field(4, ge=1, description="samples per block for feature matching (best-of-k)")
+    temperature: float = Field(0.6, gt=0, description="sampling temperature for feature matching")
+    seed: int = 0
+    code: CodeEvalParams = CodeEvalParams()
+    translation: TranslationEvalParams = TranslationEvalParams()
+
+
 class TrackingParams(_Group):
     uri: str | None = Field(None, description="MLflow tracking URI; null: $MLFLOW_TRACKING_URI or ./mlruns.db")
     experiment: str = Field("ebft", min_length=1)
@@ -132,6 +166,7 @@ class Params(_Group):
     features: FeatureParams = FeatureParams()
     train: TrainParams = TrainParams()
     tracking: TrackingParams = TrackingParams()
+    eval: EvalParams = EvalParams()
 
     @model_validator(mode="after")
     def _check(self) -> Params:
@@ -162,12 +197,34 @@ class Params(_Group):
                 "train.gradient_checkpointing needs train.forward_mode: dense (HF models drop the KV cache that the "
                 "cached mode relies on while checkpointing)"
             )
+        unknown = [m for m in self.eval.models if m != "base" and m not in train.methods]
+        if unknown:
+            raise ValueError(
+                f"eval.models lists {unknown}, which train.methods ({train.methods}) does not train; "
+                "allowed: 'base' and the trained methods"
+            )
+        if self.eval.split not in self.features.splits:
+            raise ValueError(
+                f"eval.split={self.eval.split!r} is not in features.splits={self.features.splits}: "
+                "feature matching needs that split's cached ground-truth features"
+            )
+        too_big = [k for k in self.eval.code.ks if k > self.eval.code.decoding.samples]
+        if too_big:
+            raise ValueError(
+                f"eval.code.ks {too_big} exceed eval.code.decoding.samples={self.eval.code.decoding.samples}: "
+                "pass@k needs at least k samples per problem"
+            )
         if self.train.qa_masking and not self.data.is_qa:
             raise ValueError(
                 f"train.qa_masking is on but data.source={self.data.source!r} has no answers; "
                 "use a Q&A source or set prompt_field/completion_field"
             )
         return self
+
+    @property
+    def evaluates_translation(self) -> bool:
+        enabled = self.eval.translation.enabled
+        return self.data.source == "trans-de-en" if enabled == "auto" else enabled
 
     @property
     def chunks_per_step(self) -> int:

@@ -94,7 +94,8 @@ class RunTracker:
         if not self.enabled:
             return
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+        # MLflow metric names allow letters, digits and _-. :/ only ("pass@1" -> "pass_at_1")
+        batch = [Metric(k.replace("@", "_at_"), float(v), now, step) for k, v in metrics.items() if v is not None]
         for lo in range(0, len(batch), 500):
             self.client.log_batch(self.run_id, metrics=batch[lo : lo + 500])
 

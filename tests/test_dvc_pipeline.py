@@ -1,6 +1,7 @@
 """The stage graph under real DVC, in a temporary git repository with the tiny preset: `dvc repro` builds the base
-model, the data, the feature cache and the trained models; a second repro is a no-op; a training param reruns only
-train; a data param reruns prepare, features and train (not base_model)."""
+model, the data, the feature cache, the trained models and the evaluation; a second repro is a no-op; an evaluation
+param reruns only evaluate; a training param reruns train and evaluate; a data param reruns everything but
+base_model."""
 
 import json
 import os
@@ -63,28 +64,32 @@ def set_param(repo, dotted: str, value) -> None:
 
 
 def stages_run(output: str) -> set[str]:
-    return {s for s in ("base_model", "prepare", "features", "train") if f"Running stage '{s}'" in output}
+    return {s for s in ("base_model", "prepare", "features", "train", "evaluate") if f"Running stage '{s}'" in output}
 
 
 def test_repro_builds_then_skips_then_reruns_exactly_what_changed(repo):
     root, _ = repo
-    assert stages_run(dvc(repo, "repro")) == {"base_model", "prepare", "features", "train"}
+    assert stages_run(dvc(repo, "repro")) == {"base_model", "prepare", "features", "train", "evaluate"}
     for path in ("models/base/config.json", "models/tokenizer/tokenizer.json", "data/train.safetensors",
                  "data/val.jsonl", "features/index.json", "models/trained/ebft/model.safetensors",
-                 "models/trained/sft/model.safetensors", "metrics/train_curves/ebft.csv"):  # fmt: skip
+                 "models/trained/sft/model.safetensors", "metrics/train_curves/ebft.csv", "eval/ebft/code.jsonl",
+                 "metrics/comparison.md", "metrics/plots/alignment_distribution.png"):  # fmt: skip
         assert (root / path).exists(), path
     card = json.loads((root / "metrics/data_card.json").read_text())
     assert card["splits"]["train"]["chunks"] == 8 and card["splits"]["val"]["chunks"] == 4
     assert card["splits"]["train"]["documents_in_chunks"] >= 8  # spread over the stream: a file per chunk or more
     assert card["source_fingerprint"]["stdlib"] and card["tokenizer_sha256"]
     metrics = dvc(repo, "metrics", "show")
-    assert "data_card.json" in metrics and "train.json" in metrics
+    assert "data_card.json" in metrics and "train.json" in metrics and "eval.json" in metrics
 
     second = dvc(repo, "repro")
     assert stages_run(second) == set() and "up to date" in second
 
+    set_param(repo, "eval.feature_samples", 2)
+    assert stages_run(dvc(repo, "repro")) == {"evaluate"}
+
     set_param(repo, "train.loss.ce_coef", 0.1)
-    assert stages_run(dvc(repo, "repro")) == {"train"}
+    assert stages_run(dvc(repo, "repro")) == {"train", "evaluate"}
 
     set_param(repo, "tracking.experiment", "renamed")  # where runs are recorded is not a reason to retrain
     assert stages_run(dvc(repo, "repro")) == set()
@@ -92,4 +97,4 @@ def test_repro_builds_then_skips_then_reruns_exactly_what_changed(repo):
     set_param(repo, "data.val_fraction", 0.3)
     status = dvc(repo, "status")
     assert "prepare" in status and "base_model" not in status
-    assert stages_run(dvc(repo, "repro")) == {"prepare", "features", "train"}
+    assert stages_run(dvc(repo, "repro")) == {"prepare", "features", "train", "evaluate"}

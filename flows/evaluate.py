@@ -1,0 +1,184 @@
+"""Stage ``evaluate``: the base and trained models, side by side, on metrics independent of the training reward.
+
+Held-out chunks: validation CE / perplexity (overall and on answers) and feature matching against the cached ground
+truth. Downstream: code tasks scored by running their tests in the sandbox (pass@k), translation (BLEU, chrF).
+Writes per-example scores to eval/<model>/, metrics/eval.json, metrics/comparison.md and metrics/plots/*.png, and logs
+them to MLflow (into each trained model's run, and an evaluation run).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from components.atomic_io import atomic_directory, atomic_write_json, atomic_write_text
+from components.base_model import load_model, load_tokenizer, weights_sha256
+from components.chunk_store import ChunkSplit, load_split
+from components.code_eval import evaluate_code, summarise_code
+from components.code_tasks import load_problems
+from components.eval_report import (
+    alignment_distribution_png,
+    comparison_table,
+    training_curves_png,
+    write_jsonl,
+)
+from components.feature_cache import FeatureCache, make_cache_key
+from components.feature_matching_eval import feature_matching, summarise_feature_matching
+from components.feature_network import FeatureNetwork
+from components.params import Params, load_params
+from components.sandbox import SandboxLimits, isolation
+from components.token_sampling import SamplingConfig
+from components.tracking import RunTracker, git_facts
+from components.translation_eval import evaluate_translation, summarise_translation
+from components.validation_ce import summarise_ce, validation_ce
+from flows.features import feature_network_dir
+from flows.stage_cli import stage_main
+
+
+def model_dirs(params: Params, model_dir: str, trained_dir: str) -> dict[str, Path]:
+    dirs = {}
+    for name in params.eval.models:
+        path = Path(model_dir) if name == "base" else Path(trained_dir) / name
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"eval.models lists {name!r} but {path} holds no model: run `dvc repro train`")
+        dirs[name] = path
+    return dirs
+
+
+def capped(chunks: ChunkSplit, limit: int | None) -> ChunkSplit:
+    n = len(chunks) if limit is None else min(limit, len(chunks))
+    return ChunkSplit(chunks.input_ids[:n], chunks.doc_ids[:n], chunks.qa_mask[:n])
+
+
+def translation_pairs(params: Params, data_dir: str) -> list[dict]:
+    path = Path(data_dir) / f"{params.eval.translation.split}.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    pairs = [r for r in rows if r.get("prompt") and r.get("completion")]
+    if not pairs:
+        raise ValueError(f"{path} has no prompt/completion pairs to translate (eval.translation.split)")
+    return pairs[: params.eval.translation.max_pairs]
+
+
+def log_to_mlflow(params: Params, metrics: dict, artifacts: list[Path], train_metrics: Path) -> None:
+    """Each trained model's metrics into its training run; everything into an evaluation run."""
+    runs = json.loads(train_metrics.read_text()) if train_metrics.exists() else {}
+    for name, values in metrics.items():
+        run_id = runs.get(name, {}).get("mlflow_run_id")
+        if not run_id:
+            continue
+        tracker = RunTracker(params.tracking.uri, params.tracking.experiment)
+        tracker.start(name, {}, resume_run_id=run_id)
+        tracker.log_metrics({f"eval/{k}": v for k, v in values.items() if isinstance(v, int | float)}, step=0)
+        for path in artifacts:
+            tracker.log_artifact(path, "evaluation")
+        tracker.finish()
+    tracker = RunTracker(params.tracking.uri, params.tracking.experiment)
+    tracker.start("evaluate", {**git_facts(), "stage": "evaluate", "models": ",".join(metrics)})
+    flat = {f"{m}/{k}": v for m, values in metrics.items() for k, v in values.items() if isinstance(v, int | float)}
+    tracker.log_metrics(flat, step=0)
+    for path in artifacts:
+        tracker.log_artifact(path)
+    tracker.finish()
+
+
+def run(
+    params_path: str = "params.yaml",
+    data_dir: str = "data",
+    model_dir: str = "models/base",
+    trained_dir: str = "models/trained",
+    features_dir: str = "features",
+    out_dir: str = "eval",
+    metrics_path: str = "metrics/eval.json",
+    table_path: str = "metrics/comparison.md",
+    plots_dir: str = "metrics/plots",
+    curves_dir: str = "metrics/train_curves",
+    train_metrics: str = "metrics/train.json",
+) -> dict:
+    params = load_params(params_path)
+    ev = params.eval
+    start = time.perf_counter()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    layout = params.strided_layout()
+    models = model_dirs(params, model_dir, trained_dir)
+    tokenizer = load_tokenizer(model_dir)
+
+    # Everything that can fail for a reason other than a model is checked before any model runs.
+    chunks = capped(load_split(data_dir, ev.split), ev.max_chunks)
+    network_dir = feature_network_dir(params, model_dir)
+    features = FeatureNetwork(load_model(network_dir, params.features.dtype, device), params.features.feature_config())
+    key = make_cache_key(weights_sha256(network_dir), features, {ev.split: load_split(data_dir, ev.split)}, layout,
+                         params.layout.document_masking)  # fmt: skip
+    gt_features = FeatureCache.open(features_dir, key).features(ev.split, slice(0, len(chunks)))
+    problems = [p for task in ev.code.tasks for p in load_problems(task)[: ev.code.max_problems]]
+    pairs = translation_pairs(params, data_dir) if params.evaluates_translation else []
+    limits = SandboxLimits(
+        wall_seconds=ev.code.timeout_s, cpu_seconds=int(ev.code.timeout_s) + 1, memory_mb=ev.code.memory_mb
+    )
+    sampling = SamplingConfig(n_samples=ev.feature_samples, temperature=ev.temperature)
+    print(f"evaluate: {list(models)} on {len(chunks)} {ev.split} chunks, {len(problems)} code problems, "
+          f"{len(pairs)} translation pairs; sandbox: {isolation() if problems else 'unused'}")  # fmt: skip
+
+    metrics: dict[str, dict] = {}
+    block_alignment: dict[str, list[float]] = {}
+    with atomic_directory(out_dir) as out:
+        for name, path in models.items():
+            model_start = time.perf_counter()
+            model = load_model(path, "float32", device)
+            ce = validation_ce(model, chunks, layout, document_masking=params.layout.document_masking)
+            fm, block_alignment[name] = feature_matching(
+                model, features, chunks, gt_features, layout, sampling,
+                document_masking=params.layout.document_masking, seed=ev.seed,
+            )  # fmt: skip
+            write_jsonl(out / name / "validation_ce.jsonl", ce)
+            write_jsonl(out / name / "feature_matching.jsonl", fm)
+            (out / name / "block_alignment.json").write_text(json.dumps(block_alignment[name]))
+            values = {**summarise_ce(ce), **summarise_feature_matching(fm)}
+            if problems:
+                code = evaluate_code(model, tokenizer, problems, ev.code.decoding, ev.code.ks, limits, ev.code.workers)
+                write_jsonl(out / name / "code.jsonl", code)
+                values.update(summarise_code(code, ev.code.ks))
+            if pairs:
+                translations = evaluate_translation(
+                    model, tokenizer, pairs, params.data.prompt_template, ev.translation.decoding
+                )
+                write_jsonl(out / name / "translation.jsonl", translations)
+                values.update(summarise_translation(translations))
+            values["eval_seconds"] = round(time.perf_counter() - model_start, 1)
+            metrics[name] = values
+            print(
+                f"[{name}] "
+                + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+            )
+            del model
+
+    record = {
+        "models": metrics,
+        "split": ev.split,
+        "chunks": len(chunks),
+        "sandbox": isolation() if problems else None,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    atomic_write_json(metrics_path, record)
+    atomic_write_text(
+        table_path, f"# Evaluation ({ev.split} split, {len(chunks)} chunks)\n\n" + comparison_table(metrics)
+    )
+    Path(plots_dir).mkdir(parents=True, exist_ok=True)
+    pictures = [
+        training_curves_png(Path(curves_dir), Path(plots_dir) / "training_curves.png"),
+        alignment_distribution_png(block_alignment, Path(plots_dir) / "alignment_distribution.png"),
+    ]
+    artifacts = [Path(table_path), Path(metrics_path), *(p for p in pictures if p is not None)]
+    log_to_mlflow(params, metrics, artifacts, Path(train_metrics))
+    print(f"evaluation done in {record['seconds']} s; table in {table_path}")
+    return record
+
+
+def main(argv: list[str] | None = None) -> None:
+    stage_main(run, __doc__, argv)
+
+
+if __name__ == "__main__":
+    main()
