@@ -17,7 +17,9 @@ from components.code_tasks import CodeTask
 from components.ebft_loss import LossConfig
 from components.ebft_step import EBFTConfig
 from components.feature_network import FeatureConfig
+from components.gate_metrics import CODE
 from components.generation import DecodingConfig
+from components.promotion_gate import GateConfig
 from components.rewards import RewardConfig
 from components.strided_forward import ForwardMode
 from components.strided_layout import StridedLayout
@@ -159,6 +161,13 @@ class TrackingParams(_Group):
     log_model: bool = Field(True, description="log trained models as MLflow models (they load back and generate)")
 
 
+class RegistryParams(_Group):
+    enabled: bool = Field(True, description="register the trained model and run the promotion gate (pipeline flow)")
+    name: str = Field("ebft-model", min_length=1, description="registered model name: models:/<name>@champion")
+    method: Literal["ebft", "sft"] = Field("ebft", description="which trained method is registered and gated")
+    gate: GateConfig = GateConfig()
+
+
 class Params(_Group):
     data: DataParams = DataParams()
     layout: LayoutParams = LayoutParams()
@@ -167,6 +176,7 @@ class Params(_Group):
     train: TrainParams = TrainParams()
     tracking: TrackingParams = TrackingParams()
     eval: EvalParams = EvalParams()
+    registry: RegistryParams = RegistryParams()
 
     @model_validator(mode="after")
     def _check(self) -> Params:
@@ -214,12 +224,34 @@ class Params(_Group):
                 f"eval.code.ks {too_big} exceed eval.code.decoding.samples={self.eval.code.decoding.samples}: "
                 "pass@k needs at least k samples per problem"
             )
+        self._check_registry()
         if self.train.qa_masking and not self.data.is_qa:
             raise ValueError(
                 f"train.qa_masking is on but data.source={self.data.source!r} has no answers; "
                 "use a Q&A source or set prompt_field/completion_field"
             )
         return self
+
+    def _check_registry(self) -> None:
+        reg = self.registry
+        if not reg.enabled:
+            return
+        if reg.method not in self.train.methods or reg.method not in self.eval.models:
+            raise ValueError(
+                f"registry.method={reg.method!r} must be trained (train.methods={self.train.methods}) and evaluated "
+                f"(eval.models={self.eval.models}): the gate compares its per-example scores"
+            )
+        for name in [reg.gate.primary, *reg.gate.guards]:
+            code = CODE.match(name)
+            if code and (code[1] not in self.eval.code.tasks or int(code[2]) not in self.eval.code.ks):
+                raise ValueError(
+                    f"registry.gate metric {name!r} needs eval.code.tasks to include {code[1]!r} and eval.code.ks "
+                    f"to include {code[2]} (now {self.eval.code.tasks}, {self.eval.code.ks})"
+                )
+            if name.startswith("translation_") and not self.evaluates_translation:
+                raise ValueError(f"registry.gate metric {name!r} needs translation evaluation (eval.translation)")
+            if name == "val_answer_ce" and not self.data.is_qa:
+                raise ValueError("registry.gate metric 'val_answer_ce' needs a Q&A data source (answer tokens)")
 
     @property
     def evaluates_translation(self) -> bool:

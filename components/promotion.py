@@ -1,0 +1,93 @@
+"""Register the trained model as a new `challenger` version and gate it against the `champion`.
+
+Idempotent: a model whose weights are already registered is not registered again (a pipeline run where nothing
+changed leaves the registry as it was). Never half-done: a failure before the aliases move deletes the new version
+(components/model_registry.py explains the commit point).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from components.lineage import lineage_tags
+from components.model_registry import CHAMPION, ModelRegistry
+from components.promotion_gate import GateConfig, GateDecision, decide
+
+PER_EXAMPLE = "gate/per_example"  # where a version's per-example eval scores live in its training run's artifacts
+
+
+@dataclass
+class PromotionResult:
+    name: str
+    version: str
+    newly_registered: bool
+    decision: str  # promote | keep
+    reason: str
+    champion: str | None
+    previous_champion: str | None
+    compared_with: str | None
+    mlflow_run_id: str
+    gate_tags: dict[str, str] = field(default_factory=dict)
+    cleaned: list[str] = field(default_factory=list)
+
+
+def register_and_gate(
+    registry: ModelRegistry,
+    project: Path,
+    method: str,
+    gate: GateConfig,
+    seed: int,
+    flow_run_id: str | None = None,
+) -> PromotionResult:
+    cleaned = registry.discard_incomplete()
+    trained = json.loads((project / "metrics/train.json").read_text()).get(method)
+    if not trained or not trained.get("model_uri"):
+        raise ValueError(
+            f"metrics/train.json has no logged MLflow model for {method!r}: train it (train.methods) with "
+            "tracking.log_model: true before registering"
+        )
+    run_id = trained["mlflow_run_id"]
+    tags = lineage_tags(project, project / "models/trained" / method, seed, run_id, flow_run_id)
+    before = registry.alias(CHAMPION)
+    existing = registry.find(**{"model.sha256": tags["model.sha256"]})
+    if existing is not None:
+        return PromotionResult(
+            registry.name, existing.version, False, existing.tags.get("gate.decision", "?"),
+            f"already registered as v{existing.version}: {existing.tags.get('gate.reason', '')}",
+            before.version if before else None, before.version if before else None,
+            existing.tags.get("gate.compared_with"), run_id, cleaned=cleaned,
+        )  # fmt: skip
+
+    challenger_dir = project / "eval" / method
+    registry.client.log_artifacts(run_id, str(challenger_dir), PER_EXAMPLE)
+    version = registry.register(trained["model_uri"], run_id, tags)
+    try:
+        decision = _decide(registry, before, challenger_dir, tags["eval.setting_sha256"], gate)
+        decision_tags = decision.as_tags() | {"gate.compared_with": before.version if before else "none"}
+        registry.commit(version, decision_tags, decision.promote)
+    except BaseException:
+        registry.discard(version)  # no alias moved yet: remove the version so nothing is half-registered
+        raise
+    after = registry.alias(CHAMPION)
+    return PromotionResult(
+        registry.name, version.version, True, "promote" if decision.promote else "keep", decision.reason,
+        after.version if after else None, before.version if before else None,
+        before.version if before else None, run_id, decision_tags, cleaned,
+    )  # fmt: skip
+
+
+def _decide(registry: ModelRegistry, champion, challenger_dir: Path, setting: str, gate: GateConfig) -> GateDecision:
+    if champion is None:
+        return decide(challenger_dir, None, gate)
+    if champion.tags.get("eval.setting_sha256") != setting:
+        return GateDecision(
+            False,
+            f"not comparable: champion v{champion.version} was evaluated on other held-out data, features or eval "
+            "params; check both by hand, then `python -m flows.registry promote --version <v>` if it is better",
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        champion_dir = registry.download_run_artifacts(champion, PER_EXAMPLE, Path(tmp))
+        return decide(challenger_dir, champion_dir, gate)

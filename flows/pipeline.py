@@ -1,0 +1,181 @@
+"""The whole job as one Prefect flow: stages through DVC, then the registry and the promotion gate.
+
+    python -m flows.pipeline [--project DIR] [--params params.yaml] [--lock-wait SECONDS]
+
+DVC decides what reruns (a stage whose deps and params are unchanged is skipped exactly as `dvc repro` would); Prefect
+owns retries and run history; MLflow owns runs, versions and aliases. One run per project at a time (a lock). Data
+sync with a DVC remote and the registry calls retry with backoff (infrastructure); the stages never do (deterministic
+compute fails the same way twice). Every run leaves a markdown report as a Prefect artifact and in reports/latest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from components.model_registry import ModelRegistry
+from components.params import load_params
+from components.pipeline_report import StageOutcome, mlflow_links, render, write_report
+from components.promotion import PromotionResult, register_and_gate
+from components.run_lock import project_lock
+from components.tracking import resolve_tracking_uri
+
+STAGES = ("base_model", "prepare", "features", "train", "evaluate")
+BIN = Path(sys.executable).parent
+BACKOFF = [5, 20, 60]
+
+
+def infrastructure_failure(task, task_run, state) -> bool:
+    """Retry only what a flaky server or network explains; a bug or bad input fails the same way again."""
+    try:
+        state.result()
+    except (ConnectionError, TimeoutError, OSError):
+        return True
+    except Exception as err:  # classify, then let Prefect record it
+        from mlflow.exceptions import MlflowException
+
+        return isinstance(err, MlflowException) and err.error_code in (
+            "TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED",
+        )  # fmt: skip
+    return False
+
+
+def tool_env() -> dict[str, str]:
+    """Stage commands (`python -m flows.<stage>`) must find this environment's python and dvc."""
+    return os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def stream(cmd: list[str]) -> tuple[int, str]:
+    """Run ``cmd``, echoing its output live (progress bars included); returns (exit code, output)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=tool_env())
+    seen = []
+    for raw in iter(lambda: proc.stdout.read1(4096), b""):
+        sys.stdout.write(raw.decode(errors="replace"))
+        sys.stdout.flush()
+        seen.append(raw)
+    return proc.wait(), b"".join(seen).decode(errors="replace")
+
+
+@task(name="dvc-sync", retries=3, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
+def sync_data(direction: str) -> str:
+    """``dvc pull`` before / ``dvc push`` after, when a DVC remote is configured (remote storage: retried)."""
+    remotes = subprocess.run([str(BIN / "dvc"), "remote", "list"], capture_output=True, text=True, env=tool_env())
+    if not remotes.stdout.strip():
+        return f"dvc {direction}: no DVC remote configured (local cache only)"
+    cmd = [str(BIN / "dvc"), direction] + (["--allow-missing"] if direction == "pull" else [])
+    code, out = stream(cmd)
+    if code:
+        raise ConnectionError(f"`{' '.join(cmd[-2:])}` failed ({code}): {out[-500:]}")
+    return f"dvc {direction}: done"
+
+
+@task(name="dvc-repro-stage", task_run_name="repro-{stage}", retries=0, cache_policy=NO_CACHE)
+def repro_stage(stage: str) -> StageOutcome:
+    start = time.perf_counter()
+    code, out = stream([str(BIN / "dvc"), "repro", "--single-item", stage])
+    if code:
+        raise RuntimeError(f"stage {stage!r} failed (dvc repro exit {code}); its output is above")
+    ran = f"Running stage '{stage}'" in out
+    get_run_logger().info("stage %s: %s", stage, "ran" if ran else "unchanged, skipped")
+    return StageOutcome(stage, ran, time.perf_counter() - start)
+
+
+@task(
+    name="register-and-gate",
+    retries=3,
+    retry_delay_seconds=BACKOFF,
+    retry_condition_fn=infrastructure_failure,
+    cache_policy=NO_CACHE,
+)
+def registry_step(uri: str, params_path: str, flow_run_id: str | None) -> PromotionResult:
+    params = load_params(params_path)
+    reg = params.registry
+    return register_and_gate(
+        ModelRegistry(uri, reg.name), Path.cwd(), reg.method, reg.gate, params.train.seed, flow_run_id
+    )
+
+
+def experiment_id(uri: str, name: str) -> str | None:
+    from mlflow import MlflowClient
+
+    found = MlflowClient(tracking_uri=uri).get_experiment_by_name(name)
+    return found.experiment_id if found else None
+
+
+@flow(name="ebft-pipeline", log_prints=True)
+def pipeline(project_dir: str = ".", params_file: str = "params.yaml", lock_wait_s: float = 0.0) -> dict:
+    """Reproduce what changed, register the trained model as `challenger`, gate it against `champion`, report."""
+    project = Path(project_dir).resolve()
+    os.chdir(project)  # stages, DVC and the default MLflow store all work relative to the project
+    params = load_params(params_file)  # a bad params file stops here, before the lock or any stage
+    uri = resolve_tracking_uri(params.tracking.uri)
+    run_id = flow_run.id
+    with project_lock(project / ".ebft" / "pipeline.lock", wait_s=lock_wait_s, holder=f"flow run {run_id}"):
+        sync = [sync_data("pull")]
+        stages = [repro_stage(stage) for stage in STAGES]
+        sync.append(sync_data("push"))
+        promotion = registry_step(uri, params_file, run_id) if params.registry.enabled else None
+
+    eval_path = project / "metrics/eval.json"
+    eval_metrics = json.loads(eval_path.read_text())["models"] if eval_path.exists() else {}
+    links = mlflow_links(
+        uri,
+        params.registry.name,
+        promotion.version if promotion else None,
+        promotion.mlflow_run_id if promotion else None,
+        experiment_id(uri, params.tracking.experiment),
+    )
+    report = render(stages, eval_metrics, promotion, links, params.registry.gate.primary, sync)
+    write_report(project / "reports/latest.md", report)
+    if run_id:
+        create_markdown_artifact(report, key="ebft-pipeline-report", description="EBFT pipeline run")
+    summary = {
+        "stages": {s.stage: "ran" if s.ran else "skipped" for s in stages},
+        "promotion": asdict(promotion) if promotion else None,
+        "report": str(project / "reports/latest.md"),
+        "tracking_uri": uri,
+    }
+    print(where_to_look(summary, params.registry.name, links))
+    return summary
+
+
+def where_to_look(summary: dict, name: str, links: list[str]) -> str:
+    p = summary["promotion"]
+    lines = ["", "=" * 72, "EBFT pipeline finished"]
+    lines += ["  stages: " + ", ".join(f"{k} {v}" for k, v in summary["stages"].items())]
+    lines += [f"  metrics table: metrics/comparison.md   report: {summary['report']}"]
+    if p:
+        lines += [
+            f"  registered: {name} v{p['version']} ({'new' if p['newly_registered'] else 'unchanged'}) "
+            f"@challenger; gate: {p['decision']} ({p['reason']})",
+            f"  champion: {name} v{p['champion']}; load it with "
+            f"mlflow.transformers.load_model('models:/{name}@champion')",
+        ]
+    lines += [f"  {link}" for link in links] + ["=" * 72]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--project", default=".", help="project folder (holds dvc.yaml and params.yaml)")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--lock-wait", type=float, default=0.0, help="seconds to wait for a running pipeline")
+    args = parser.parse_args(argv)
+    state = pipeline(args.project, args.params, args.lock_wait, return_state=True)
+    if state.is_failed():
+        sys.exit(f"pipeline failed: {state.message}")
+
+
+if __name__ == "__main__":
+    main()

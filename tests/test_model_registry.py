@@ -1,0 +1,160 @@
+"""Registry and promotion against a real `mlflow server` over HTTP: the first model becomes champion, an unchanged
+model is not registered twice, a real improvement is promoted and a non-improvement is not, lineage and decisions are
+version tags, rollback, `models:/<name>@champion` loads and generates, and an interrupted registration moves no alias
+and leaves no half-registered version."""
+
+import json
+
+import mlflow
+import numpy as np
+import pytest
+import yaml
+
+from components.base_model import load_tokenizer
+from components.model_registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
+from components.promotion import register_and_gate
+from components.promotion_gate import GateConfig
+from components.tiny_models import tiny_causal_lm
+from components.tracking import RunTracker
+from tests.servers import mlflow_server
+from tests.test_promotion_gate import N, write_eval
+
+pytestmark = pytest.mark.slow
+GATE = GateConfig(primary="fm_alignment", guards={"val_ce": 0.05})
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with mlflow_server(tmp_path_factory.mktemp("registry-server")) as url:
+        yield url
+
+
+class FakeProject:
+    """The files register_and_gate reads from a project after `dvc repro`: dvc.lock, params.yaml, train.json, the
+    trained model and its per-example evaluation; each `train()` logs a new tiny model to the server."""
+
+    def __init__(self, root, uri, tokenizer_dir):
+        self.root, self.uri, self.tokenizer = root, uri, load_tokenizer(tokenizer_dir)
+        (root / "params.yaml").write_text("seed: 1\n")
+        self.set_eval_setting("v1")
+
+    def set_eval_setting(self, tag: str) -> None:
+        entry = lambda path, md5: {"path": path, "md5": md5}  # noqa: E731
+        lock = {"stages": {
+            "prepare": {"outs": [entry("data", "d" * 32 + ".dir")]},
+            "features": {"outs": [entry("features", "f" * 32 + ".dir")]},
+            "evaluate": {"deps": [entry("data", "d" * 32 + ".dir"), entry("features", "f" * 32 + ".dir")],
+                         "params": {"params.yaml": {"eval": {"setting": tag}}}},
+        }}  # fmt: skip
+        (self.root / "dvc.lock").write_text(yaml.safe_dump(lock))
+
+    def train(self, seed: int, alignment, ce) -> None:
+        model = tiny_causal_lm(vocab_size=len(self.tokenizer), seed=seed)
+        folder = self.root / "models/trained/ebft"
+        model.save_pretrained(folder)
+        tracker = RunTracker(self.uri, "registry-test")
+        run_id = tracker.start(f"ebft-{seed}", {"method": "ebft"})
+        uri = tracker.log_model(model, self.tokenizer, folder, card=f"# tiny {seed}")
+        tracker.finish()
+        (self.root / "metrics").mkdir(exist_ok=True)
+        (self.root / "metrics/train.json").write_text(json.dumps({"ebft": {"mlflow_run_id": run_id, "model_uri": uri}}))
+        write_eval(self.root / "eval/ebft", alignment, ce)
+
+    def gate(self, registry):
+        return register_and_gate(registry, self.root, "ebft", GATE, seed=1, flow_run_id="flow-run-123")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, server, tiny_project):
+    return FakeProject(tmp_path_factory.mktemp("registry-project"), server, tiny_project / "models/tokenizer")
+
+
+RNG = np.random.default_rng(0)
+BASE_ALIGNMENT = 0.5 + 0.1 * RNG.standard_normal(N)
+BASE_CE = 2.0 + 0.2 * RNG.standard_normal(N)
+
+
+def test_promotion_lifecycle_on_a_real_server(project, server):
+    registry = ModelRegistry(server, "lifecycle")
+
+    project.train(1, BASE_ALIGNMENT, BASE_CE)
+    first = project.gate(registry)
+    assert first.newly_registered and first.decision == "promote" and "first model" in first.reason
+    assert registry.alias(CHAMPION).version == registry.alias(CHALLENGER).version == first.version == "1"
+    tags = registry.alias(CHAMPION).tags
+    for key in ("lineage.git_commit", "lineage.dvc_lock_sha256", "lineage.data_md5", "lineage.params_sha256",
+                "lineage.seed", "lineage.prefect_flow_run_id", "lineage.mlflow_run_id", "model.sha256"):  # fmt: skip
+        assert tags[key], key
+    assert tags["lineage.prefect_flow_run_id"] == "flow-run-123" and tags["ebft.state"] == "final"
+
+    again = project.gate(registry)  # nothing changed: no new version, champion stays
+    assert not again.newly_registered and again.version == "1" and len(registry.versions()) == 1
+
+    project.train(2, BASE_ALIGNMENT + 0.03, BASE_CE - 0.01)  # a real improvement
+    second = project.gate(registry)
+    assert second.decision == "promote" and registry.alias(CHAMPION).version == "2"
+    v2 = registry.alias(CHAMPION).tags
+    assert v2["ebft.previous_champion"] == "1" and v2["gate.compared_with"] == "1" and float(v2["gate.primary.low"]) > 0
+
+    project.train(3, BASE_ALIGNMENT + 0.03 + 0.05 * RNG.standard_normal(N), BASE_CE)  # noise around v2
+    third = project.gate(registry)
+    assert third.decision == "keep" and "not significant" in third.reason
+    assert registry.alias(CHAMPION).version == "2" and registry.alias(CHALLENGER).version == "3"
+    assert registry.client.get_model_version("lifecycle", "3").tags["gate.decision"] == "keep"
+
+    project.train(4, BASE_ALIGNMENT + 0.1, BASE_CE + 0.5)  # better features, much worse language model
+    fourth = project.gate(registry)
+    assert fourth.decision == "keep" and "guard regressed: val_ce" in fourth.reason
+    assert registry.alias(CHAMPION).version == "2"
+
+    project.set_eval_setting("v2")  # evaluated on something else: scores are not comparable example by example
+    project.train(5, BASE_ALIGNMENT + 0.2, BASE_CE - 0.2)
+    fifth = project.gate(registry)
+    assert fifth.decision == "keep" and "not comparable" in fifth.reason
+    project.set_eval_setting("v1")
+
+    mlflow.set_tracking_uri(server)
+    try:  # what consumers do
+        generator = mlflow.transformers.load_model("models:/lifecycle@champion")
+        assert len(generator("def f(x):", max_new_tokens=4, do_sample=False)[0]["generated_text"]) > 0
+    finally:
+        mlflow.set_tracking_uri(None)
+
+    assert registry.rollback() == ("2", "1") and registry.alias(CHAMPION).version == "1"
+    with pytest.raises(RegistryError, match="was the first"):
+        registry.rollback()
+    registry.promote("3", "checked by hand")
+    assert registry.alias(CHAMPION).version == "3"
+    assert registry.client.get_model_version("lifecycle", "3").tags["gate.manual"] == "checked by hand"
+
+
+def test_an_interrupted_registration_moves_no_alias_and_leaves_no_version(project, server, monkeypatch):
+    registry = ModelRegistry(server, "interrupted")
+    project.train(11, BASE_ALIGNMENT, BASE_CE)
+    project.gate(registry)
+    project.train(12, BASE_ALIGNMENT + 0.05, BASE_CE - 0.05)
+
+    calls = []
+    real_tag = registry.client.set_model_version_tag
+
+    def dies_midway(*args):  # the connection drops after some decision tags were written
+        calls.append(args)
+        if len(calls) == 3:
+            raise ConnectionError("tracking server went away")
+        return real_tag(*args)
+
+    monkeypatch.setattr(registry.client, "set_model_version_tag", dies_midway)
+    with pytest.raises(ConnectionError):
+        project.gate(registry)
+    monkeypatch.undo()
+    assert [v.version for v in registry.versions()] == ["1"]
+    assert registry.alias(CHAMPION).version == registry.alias(CHALLENGER).version == "1"
+
+    # a run killed outright (no exception handler ran) leaves a pending version: the next run removes it
+    trained = json.loads((project.root / "metrics/train.json").read_text())["ebft"]
+    registry.register(trained["model_uri"], trained["mlflow_run_id"], {"x": "y"})
+    assert [v.tags["ebft.state"] for v in registry.versions()] == ["final", "pending"]
+    result = project.gate(registry)
+    assert any("deleted" in line for line in result.cleaned)
+    assert result.decision == "promote" and registry.alias(CHAMPION).version == result.version
+    assert all(v.tags["ebft.state"] == "final" for v in registry.versions())
