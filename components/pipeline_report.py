@@ -70,10 +70,11 @@ def render(
         lines.append("registry disabled (registry.enabled: false)")
     else:
         p = promotion
+        before = f"v{p.previous_champion}" if p.previous_champion else "none"
         what = f"new version v{p.version}" if p.newly_registered else f"no new version (model already v{p.version})"
         lines += [
             f"- model `{p.name}`: {what}; decision **{p.decision}** — {p.reason}",
-            f"- champion: v{p.champion} (before this run: v{p.previous_champion})" if p.champion else "- no champion",
+            f"- champion: v{p.champion} (before this run: {before})" if p.champion else "- no champion",
             f"- primary metric: `{primary_metric}`; compared with: v{p.compared_with}" if p.compared_with else "",
             *[f"- cleanup: {c}" for c in p.cleaned],
             "",

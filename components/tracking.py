@@ -144,14 +144,25 @@ class RunTracker:
 
 
 class _tracking_uri:
-    """mlflow's module-level helpers read the global tracking URI; set it only around their calls."""
+    """mlflow's module-level helpers read the global tracking URI; set it only around their calls.
+
+    ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into the environment, and reading the "previous"
+    URI back gives MLflow's default (``sqlite:///mlflow.db``) when none was set: restoring that would send every later
+    run of the process (and its subprocesses) to another store. So the exact previous state is restored."""
 
     def __init__(self, uri: str):
         self.uri = uri
 
     def __enter__(self) -> None:
-        self.previous = mlflow.get_tracking_uri()
+        from mlflow.tracking._tracking_service import utils
+
+        self.previous = utils._tracking_uri  # None when never set
+        self.previous_env = os.environ.get("MLFLOW_TRACKING_URI")
         mlflow.set_tracking_uri(self.uri)
 
     def __exit__(self, *exc: object) -> None:
         mlflow.set_tracking_uri(self.previous)
+        if self.previous_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = self.previous_env

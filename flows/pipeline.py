@@ -146,7 +146,9 @@ def pipeline(project_dir: str = ".", params_file: str = "params.yaml", lock_wait
         "report": str(project / "reports/latest.md"),
         "tracking_uri": uri,
     }
-    print(where_to_look(summary, params.registry.name, links))
+    # on the console itself, not only in Prefect's log (log_prints turns print() into log records)
+    sys.stdout.write(where_to_look(summary, params.registry.name, links) + "\n")
+    sys.stdout.flush()
     return summary
 
 

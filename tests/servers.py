@@ -66,3 +66,24 @@ def mlflow_server(root: Path) -> Iterator[str]:
         yield url
     finally:
         stop(proc)
+
+
+@contextmanager
+def prefect_server(root: Path, env: dict[str, str]) -> Iterator[str]:
+    """``prefect server start`` with its own home (SQLite database), scheduler on; yields its API URL."""
+    port = free_port()
+    log = root / "prefect-server.log"
+    server_env = env | {"PREFECT_HOME": str(root / "prefect-home"), "PREFECT_UI_ENABLED": "false",
+                        "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
+    server_env.pop("PREFECT_API_URL", None)
+    cmd = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=root, env=server_env
+        )
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        wait_until_healthy(f"{url}/health", proc, log)
+        yield url
+    finally:
+        stop(proc)

@@ -110,12 +110,12 @@ def test_too_few_shared_examples_or_a_missing_metric_is_not_comparable(tmp_path,
 
 
 def test_unknown_gate_metrics_are_refused_with_the_allowed_names():
-    with pytest.raises(ValueError, match="allowed: .*fm_alignment.*pass@"):
+    with pytest.raises(ValueError, match=r"allowed: .*fm_alignment.*pass@"):
         gate_metric("accuracy")
-    with pytest.raises(ParamsError, match="registry.gate.primary"):
+    with pytest.raises(ParamsError, match=r"registry.gate.primary"):
         validate_params({"registry": {"gate": {"primary": "accuracy"}}})
-    with pytest.raises(ParamsError, match="needs eval.code.tasks to include 'mbpp'"):
+    with pytest.raises(ParamsError, match=r"needs eval.code.tasks to include 'mbpp'"):
         validate_params({"registry": {"gate": {"primary": "mbpp_pass@1"}}})
-    with pytest.raises(ParamsError, match="registry.method='sft' must be trained"):
+    with pytest.raises(ParamsError, match=r"registry.method='sft' must be trained"):
         validate_params({"train": {"methods": ["ebft"]}, "eval": {"models": ["base", "ebft"]},
                          "registry": {"method": "sft"}})  # fmt: skip

@@ -48,9 +48,13 @@ def run_stage(cwd: Path, *args: str, wait: bool = True) -> subprocess.Popen | su
     )
 
 
-def test_ebft_and_sft_train_track_and_save(workdir):
+def test_ebft_and_sft_train_track_and_save(workdir, monkeypatch):
+    # No tracking URI anywhere (a new user's shell): both runs must land in the default ./mlruns.db, even though
+    # logging the first model sets and restores MLflow's global URI.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
     write_params(workdir / "params.yaml", {"train": {"steps": 3, "log_samples_every": 2}})
     record = train.run()
+    assert "MLFLOW_TRACKING_URI" not in os.environ and not (workdir / "mlflow.db").exists()
     assert set(record) == {"ebft", "sft"}
     for method in ("ebft", "sft"):
         assert (workdir / "models/trained" / method / "model.safetensors").exists()
@@ -62,7 +66,8 @@ def test_ebft_and_sft_train_track_and_save(workdir):
     # both methods saw the same chunks first: equal CE before any update
     assert summary["ebft"]["first"]["ce"] == pytest.approx(summary["sft"]["first"]["ce"], abs=1e-5)
 
-    client = MlflowClient()
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir}/mlruns.db")
+    assert client.get_run(summary["sft"]["mlflow_run_id"]).info.status == "FINISHED"
     run = client.get_run(summary["ebft"]["mlflow_run_id"])
     assert run.info.status == "FINISHED"
     assert {"git_commit", "base_model.sha256", "data.train.sha256", "features.cache_digest", "method"} <= set(

@@ -1,0 +1,6 @@
+#!/bin/sh
+# One PostgreSQL server, one database per service (MLflow, Prefect).
+set -e
+for db in $(echo "$POSTGRES_MULTIPLE_DATABASES" | tr ',' ' '); do
+  psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" -c "CREATE DATABASE $db;"
+done

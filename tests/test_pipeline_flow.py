@@ -1,0 +1,175 @@
+"""The product end to end, with the real parts: the pipeline flow (Prefect) runs the stages through DVC in a temporary
+git repository (tiny preset), records to a real `mlflow server` over HTTP, registers and gates the model; a second
+run skips every stage and leaves the champion alone; a training change trains, evaluates and gates a new version; a
+second pipeline is refused while one holds the project; and a real `prefect server` schedules the cron deployment
+from infra/prefect.yaml, which a process worker runs."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.model_registry import CHALLENGER, CHAMPION, ModelRegistry
+from components.presets import apply_preset
+from components.run_lock import project_lock
+from tests.servers import mlflow_server, prefect_server
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+NAME = "tiny-ebft"
+
+
+def run(cmd, cwd, env, timeout=900, check=True) -> subprocess.CompletedProcess:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert done.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{done.stdout[-6000:]}\n{done.stderr[-6000:]}"
+    return done
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with mlflow_server(tmp_path_factory.mktemp("pipeline-mlflow")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, server):
+    root = tmp_path_factory.mktemp("pipeline-project")
+    for name in ("components", "flows", "presets", "infra"):
+        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".gitignore"):
+        shutil.copy(ROOT / name, root / name)
+    params = apply_preset(yaml.safe_load((ROOT / "params.yaml").read_text()), "tiny")
+    params["tracking"]["uri"] = server
+    params["registry"] = {**params.get("registry", {}), "name": NAME}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "EBFT_ASSET_CACHE": str(root / ".assets")}
+    env.pop("MLFLOW_TRACKING_URI")
+    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "ci@example.invalid"],
+                ["git", "config", "user.name", "ci"], [str(BIN / "dvc"), "init", "-q"], ["git", "add", "-A"],
+                ["git", "commit", "-qm", "project"]):  # fmt: skip
+        run(cmd, root, env)
+    return root, env
+
+
+def pipeline(project, *args, check=True) -> subprocess.CompletedProcess:
+    root, env = project
+    return run([str(BIN / "python"), "-m", "flows.pipeline", "--project", str(root), *args], root, env, check=check)
+
+
+def report(project) -> str:
+    return (project[0] / "reports/latest.md").read_text()
+
+
+def set_param(project, dotted, value):
+    path = project[0] / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    *parents, leaf = dotted.split(".")
+    node = params
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_the_first_run_builds_everything_and_the_first_model_becomes_champion(project, server):
+    out = pipeline(project).stdout
+    assert "EBFT pipeline finished" in out and f"champion: {NAME} v1" in out
+    text = report(project)
+    for stage in ("base_model", "prepare", "features", "train", "evaluate"):
+        assert f"| {stage} | ran |" in text
+    assert "decision **promote**" in text and "first model" in text
+    assert f"{server}/#/models/{NAME}/versions/1" in text
+    registry = ModelRegistry(server, NAME)
+    assert registry.alias(CHAMPION).version == registry.alias(CHALLENGER).version == "1"
+    tags = registry.alias(CHAMPION).tags
+    assert tags["lineage.prefect_flow_run_id"] != "none (run outside Prefect)"
+    lock = yaml.safe_load((project[0] / "dvc.lock").read_text())
+    assert tags["lineage.data_md5"] == next(o["md5"] for o in lock["stages"]["prepare"]["outs"] if o["path"] == "data")
+
+
+def test_a_second_run_skips_every_stage_and_leaves_the_champion(project, server):
+    start = time.perf_counter()
+    out = pipeline(project).stdout
+    assert "Running stage" not in out
+    text = report(project)
+    assert text.count("skipped (unchanged)") == 5 and "no new version (model already v1)" in text
+    registry = ModelRegistry(server, NAME)
+    assert [v.version for v in registry.versions()] == ["1"] and registry.alias(CHAMPION).version == "1"
+    print(f"no-op pipeline run: {time.perf_counter() - start:.1f} s")
+
+
+def test_a_training_change_trains_evaluates_and_gates_a_new_version(project, server):
+    set_param(project, "train.loss.ce_coef", 0.2)
+    pipeline(project)
+    text = report(project)
+    assert "| train | ran |" in text and "| evaluate | ran |" in text and "| prepare | skipped (unchanged) |" in text
+    registry = ModelRegistry(server, NAME)
+    v2 = registry.client.get_model_version(NAME, "2")
+    assert v2.tags["gate.compared_with"] == "1" and v2.tags["gate.decision"] in ("promote", "keep")
+    assert "gate.primary.delta" in v2.tags or v2.tags["gate.reason"].startswith("not comparable")
+    expected = "2" if v2.tags["gate.decision"] == "promote" else "1"
+    assert registry.alias(CHAMPION).version == expected and registry.alias(CHALLENGER).version == "2"
+    assert "new version v2" in text and "| gate metric |" in text
+
+
+def test_a_second_pipeline_is_refused_while_one_holds_the_project(project, server):
+    with project_lock(project[0] / ".ebft/pipeline.lock", holder="a test holding the project"):
+        done = pipeline(project, "--lock-wait", "1", check=False)
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "another pipeline run holds" in output and "a test holding the project" in output
+    assert "Running stage" not in output and "repro-" not in output
+
+
+def test_the_cron_deployment_is_scheduled_and_run_by_a_worker(project, server, tmp_path):
+    root, env = project
+    with prefect_server(tmp_path, env) as api:
+        penv = env | {"PREFECT_API_URL": api, "EBFT_PROJECT_DIR": str(root)}
+        prefect = str(BIN / "prefect")
+        run([prefect, "work-pool", "create", "ebft-local", "--type", "process"], root, penv)
+        run([prefect, "--no-prompt", "deploy", "--all", "--prefect-file", "infra/prefect.yaml"], root, penv)
+
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+        os.environ["PREFECT_API_URL"] = api  # this process's client talks to the real server
+        try:
+            import asyncio
+
+            async def scheduled_and_runs():
+                async with get_client() as client:
+                    [deployment] = await client.read_deployments(
+                        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["ebft-retrain"]))
+                    )
+                    runs = await client.read_flow_runs()
+                    return deployment, [r for r in runs if r.deployment_id == deployment.id]
+
+            deadline = time.time() + 60
+            while True:  # the scheduler service creates the upcoming cron runs
+                deployment, runs = asyncio.run(scheduled_and_runs())
+                scheduled = [r for r in runs if r.state.is_scheduled()]
+                if len(scheduled) >= 3 or time.time() > deadline:
+                    break
+                time.sleep(2)
+            assert deployment.schedules[0].schedule.cron == "0 3 * * *"
+            times = sorted(r.expected_start_time for r in scheduled)
+            assert len(times) >= 3 and all(t.hour == 3 and t.minute == 0 for t in times)
+
+            run([prefect, "deployment", "run", "ebft-pipeline/ebft-retrain"], root, penv)
+            worker = run([prefect, "worker", "start", "--pool", "ebft-local", "--run-once"], root, penv, timeout=900)
+            _, runs = asyncio.run(scheduled_and_runs())
+            finished = [r for r in runs if r.state.is_final()]
+            logs = worker.stdout[-4000:] + worker.stderr[-4000:]
+            assert [r.state.type.value for r in finished] == ["COMPLETED"], logs
+        finally:
+            del os.environ["PREFECT_API_URL"]
+    text = report(project)
+    assert text.count("skipped (unchanged)") == 5  # the scheduled run went through the pipeline and its gate
+    assert len(ModelRegistry(server, NAME).versions()) == 2
