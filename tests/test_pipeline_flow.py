@@ -4,11 +4,14 @@ run skips every stage and leaves the champion alone; a training change trains, e
 second pipeline is refused while one holds the project; and a real `prefect server` schedules the cron deployment
 from infra/prefect.yaml, which a process worker runs."""
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,14 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 NAME = "tiny-ebft"
+
+
+def api_post(api: str, path: str, body: dict) -> list[dict]:
+    request = urllib.request.Request(
+        f"{api}/{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
 
 
 def run(cmd, cwd, env, timeout=900, check=True) -> subprocess.CompletedProcess:
@@ -136,40 +147,25 @@ def test_the_cron_deployment_is_scheduled_and_run_by_a_worker(project, server, t
         run([prefect, "work-pool", "create", "ebft-local", "--type", "process"], root, penv)
         run([prefect, "--no-prompt", "deploy", "--all", "--prefect-file", "infra/prefect.yaml"], root, penv)
 
-        from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+        deadline = time.time() + 90
+        while True:  # the scheduler service creates the upcoming cron runs of a new deployment within seconds
+            [deployment] = api_post(api, "deployments/filter", {"deployments": {"name": {"any_": ["ebft-retrain"]}}})
+            runs = api_post(api, "flow_runs/filter", {"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})
+            scheduled = [r for r in runs if r["state_type"] == "SCHEDULED"]
+            if len(scheduled) >= 3 or time.time() > deadline:
+                break
+            time.sleep(2)
+        assert deployment["schedules"][0]["schedule"]["cron"] == "0 3 * * *"
+        starts = sorted(datetime.fromisoformat(r["expected_start_time"]) for r in scheduled)
+        assert len(starts) >= 3 and all(t.hour == 3 and t.minute == 0 for t in starts), starts
 
-        os.environ["PREFECT_API_URL"] = api  # this process's client talks to the real server
-        try:
-            import asyncio
-
-            async def scheduled_and_runs():
-                async with get_client() as client:
-                    [deployment] = await client.read_deployments(
-                        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["ebft-retrain"]))
-                    )
-                    runs = await client.read_flow_runs()
-                    return deployment, [r for r in runs if r.deployment_id == deployment.id]
-
-            deadline = time.time() + 60
-            while True:  # the scheduler service creates the upcoming cron runs
-                deployment, runs = asyncio.run(scheduled_and_runs())
-                scheduled = [r for r in runs if r.state.is_scheduled()]
-                if len(scheduled) >= 3 or time.time() > deadline:
-                    break
-                time.sleep(2)
-            assert deployment.schedules[0].schedule.cron == "0 3 * * *"
-            times = sorted(r.expected_start_time for r in scheduled)
-            assert len(times) >= 3 and all(t.hour == 3 and t.minute == 0 for t in times)
-
-            run([prefect, "deployment", "run", "ebft-pipeline/ebft-retrain"], root, penv)
-            worker = run([prefect, "worker", "start", "--pool", "ebft-local", "--run-once"], root, penv, timeout=900)
-            _, runs = asyncio.run(scheduled_and_runs())
-            finished = [r for r in runs if r.state.is_final()]
-            logs = worker.stdout[-4000:] + worker.stderr[-4000:]
-            assert [r.state.type.value for r in finished] == ["COMPLETED"], logs
-        finally:
-            del os.environ["PREFECT_API_URL"]
+        run([prefect, "deployment", "run", "ebft-pipeline/ebft-retrain"], root, penv)
+        worker = run([prefect, "worker", "start", "--pool", "ebft-local", "--run-once"], root, penv, timeout=900)
+        runs = api_post(api, "flow_runs/filter", {"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})
+        finished = [r["state_type"] for r in runs if r["state_type"] not in ("SCHEDULED", "PENDING")]
+        assert finished == ["COMPLETED"], worker.stdout[-4000:] + worker.stderr[-4000:]
+        artifacts = api_post(api, "artifacts/filter", {"artifacts": {"key": {"any_": ["ebft-pipeline-report"]}}})
+        assert artifacts and "## Registry and promotion gate" in artifacts[0]["data"]
     text = report(project)
     assert text.count("skipped (unchanged)") == 5  # the scheduled run went through the pipeline and its gate
     assert len(ModelRegistry(server, NAME).versions()) == 2

@@ -25,3 +25,51 @@ def test_params_file_is_valid():
 def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert "make test" in (ROOT / "README.md").read_text()
+
+
+def test_readme_make_targets_exist():
+    readme, makefile = (ROOT / "README.md").read_text(), (ROOT / "Makefile").read_text()
+    assert readme.index("make run") < readme.index("make test") < readme.index("## The pipeline")
+    for target in sorted(set(re.findall(r"`make ([a-z-]+)`", readme))):
+        assert re.search(rf"^{target}:", makefile, flags=re.M), f"README mentions `make {target}`"
+
+
+def test_readme_yaml_snippets_validate():
+    import yaml
+
+    from components.params import validate_params
+
+    readme = (ROOT / "README.md").read_text()
+    for block in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S):
+        raw = yaml.safe_load(block)
+        if "model" in raw and raw["model"]["base"].startswith("/path"):
+            raw["model"]["base"] = "tiny:llama"
+        if raw.get("data", {}).get("source") == "jsonl":
+            raw["data"]["paths"] = ["x.jsonl"]
+        validate_params(raw)
+
+
+def test_the_deployment_points_at_the_pipeline_flow():
+    import inspect
+
+    import yaml
+
+    from flows.pipeline import pipeline
+
+    spec = yaml.safe_load((ROOT / "infra/prefect.yaml").read_text())
+    [deployment] = spec["deployments"]
+    path, name = deployment["entrypoint"].split(":")
+    assert (ROOT / path).exists() and name == "pipeline"
+    assert set(deployment["parameters"]) <= set(inspect.signature(pipeline.fn).parameters)
+    assert deployment["schedules"][0]["cron"] and deployment["work_pool"]["name"] == "ebft-local"
+
+
+def test_the_compose_file_wires_the_services():
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "infra/docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"postgres", "minio", "mlflow", "prefect-server", "worker"} <= set(services)
+    assert "postgresql://" in services["mlflow"]["command"] and "s3://" in services["mlflow"]["command"]
+    assert (ROOT / services["worker"]["build"]["dockerfile"]).exists()
+    assert services["worker"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
