@@ -18,6 +18,8 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from components.tracking import tracking_uri_scope
+
 CHAMPION, CHALLENGER = "champion", "challenger"
 STATE, PENDING, FINAL = "ebft.state", "pending", "final"
 PREVIOUS_CHAMPION = "ebft.previous_champion"
@@ -72,18 +74,20 @@ class ModelRegistry:
         except MlflowException as err:
             if err.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
-        # MLflow 3: a logged model's source is its models:/m-<id> URI (runs:/ URIs do not resolve)
-        return self.client.create_model_version(
-            self.name,
-            source=model_uri,
-            run_id=run_id,
-            tags={**tags, STATE: PENDING},
-            model_id=model_uri.removeprefix("models:/"),
-        )
+        # MLflow 3: a logged model's source is its models:/m-<id> URI (runs:/ URIs do not resolve). A local (SQLite)
+        # registry looks that model up through the *global* tracking URI, so it is pointed at this store meanwhile.
+        with tracking_uri_scope(self.uri):
+            return self.client.create_model_version(
+                self.name,
+                source=model_uri,
+                run_id=run_id,
+                tags={**tags, STATE: PENDING},
+                model_id=model_uri.removeprefix("models:/"),
+            )
 
     def commit(self, version: ModelVersion, decision_tags: Mapping[str, str], promote: bool) -> None:
         """Write the gate's decision, then move the aliases (champion first when promoting), then mark it final."""
-        v = version.version
+        v = str(version.version)  # REST stores answer "3", SQL stores 3
         for key, value in decision_tags.items():
             self.client.set_model_version_tag(self.name, v, key, str(value))
         if promote:
@@ -93,9 +97,11 @@ class ModelRegistry:
 
     def _make_champion(self, version: str) -> None:
         current = self.alias(CHAMPION)
-        if current is not None and current.version == version:
+        if current is not None and str(current.version) == str(version):
             return
-        self.client.set_model_version_tag(self.name, version, PREVIOUS_CHAMPION, current.version if current else "")
+        self.client.set_model_version_tag(
+            self.name, version, PREVIOUS_CHAMPION, str(current.version) if current else ""
+        )
         self.client.set_model_version_tag(self.name, version, "ebft.promoted_at", time.strftime("%Y-%m-%dT%H:%M:%SZ"))
         self.client.set_registered_model_alias(self.name, CHAMPION, version)
 
@@ -141,4 +147,4 @@ class ModelRegistry:
         self.client.set_model_version_tag(
             self.name, current.version, "ebft.rolled_back_at", time.strftime("%Y-%m-%dT%H:%M:%SZ")
         )
-        return current.version, previous
+        return str(current.version), previous

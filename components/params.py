@@ -143,8 +143,8 @@ class TranslationEvalParams(_Group):
 
 
 class EvalParams(_Group):
-    models: list[str] = Field(
-        default_factory=lambda: ["base", "ebft", "sft"], description="'base' and/or trained methods to evaluate"
+    models: list[str] | None = Field(
+        None, description="'base' and/or trained methods to evaluate; null = base and every method trained"
     )
     split: Split = Field("val", description="held-out chunks for CE and feature matching (must be cached)")
     max_chunks: int | None = Field(16, ge=1)
@@ -164,7 +164,9 @@ class TrackingParams(_Group):
 class RegistryParams(_Group):
     enabled: bool = Field(True, description="register the trained model and run the promotion gate (pipeline flow)")
     name: str = Field("ebft-model", min_length=1, description="registered model name: models:/<name>@champion")
-    method: Literal["ebft", "sft"] = Field("ebft", description="which trained method is registered and gated")
+    method: Literal["ebft", "sft"] | None = Field(
+        None, description="which trained method is registered and gated; null = ebft if trained, else sft"
+    )
     gate: GateConfig = GateConfig()
 
 
@@ -207,7 +209,7 @@ class Params(_Group):
                 "train.gradient_checkpointing needs train.forward_mode: dense (HF models drop the KV cache that the "
                 "cached mode relies on while checkpointing)"
             )
-        unknown = [m for m in self.eval.models if m != "base" and m not in train.methods]
+        unknown = [m for m in self.evaluated_models if m != "base" and m not in train.methods]
         if unknown:
             raise ValueError(
                 f"eval.models lists {unknown}, which train.methods ({train.methods}) does not train; "
@@ -236,10 +238,11 @@ class Params(_Group):
         reg = self.registry
         if not reg.enabled:
             return
-        if reg.method not in self.train.methods or reg.method not in self.eval.models:
+        method = self.registered_method
+        if method not in self.train.methods or method not in self.evaluated_models:
             raise ValueError(
-                f"registry.method={reg.method!r} must be trained (train.methods={self.train.methods}) and evaluated "
-                f"(eval.models={self.eval.models}): the gate compares its per-example scores"
+                f"registry.method={method!r} must be trained (train.methods={self.train.methods}) and evaluated "
+                f"(eval.models={self.evaluated_models}): the gate compares its per-example scores"
             )
         for name in [reg.gate.primary, *reg.gate.guards]:
             code = CODE.match(name)
@@ -252,6 +255,14 @@ class Params(_Group):
                 raise ValueError(f"registry.gate metric {name!r} needs translation evaluation (eval.translation)")
             if name == "val_answer_ce" and not self.data.is_qa:
                 raise ValueError("registry.gate metric 'val_answer_ce' needs a Q&A data source (answer tokens)")
+
+    @property
+    def evaluated_models(self) -> list[str]:
+        return self.eval.models if self.eval.models is not None else ["base", *self.train.methods]
+
+    @property
+    def registered_method(self) -> str:
+        return self.registry.method or ("ebft" if "ebft" in self.train.methods else self.train.methods[0])
 
     @property
     def evaluates_translation(self) -> bool:

@@ -55,9 +55,9 @@ def register_and_gate(
     existing = registry.find(**{"model.sha256": tags["model.sha256"]})
     if existing is not None:
         return PromotionResult(
-            registry.name, existing.version, False, existing.tags.get("gate.decision", "?"),
+            registry.name, str(existing.version), False, existing.tags.get("gate.decision", "?"),
             f"already registered as v{existing.version}: {existing.tags.get('gate.reason', '')}",
-            before.version if before else None, before.version if before else None,
+            str(before.version) if before else None, str(before.version) if before else None,
             existing.tags.get("gate.compared_with"), run_id, cleaned=cleaned,
         )  # fmt: skip
 
@@ -66,16 +66,16 @@ def register_and_gate(
     version = registry.register(trained["model_uri"], run_id, tags)
     try:
         decision = _decide(registry, before, challenger_dir, tags["eval.setting_sha256"], gate)
-        decision_tags = decision.as_tags() | {"gate.compared_with": before.version if before else "none"}
+        decision_tags = decision.as_tags() | {"gate.compared_with": str(before.version) if before else "none"}
         registry.commit(version, decision_tags, decision.promote)
     except BaseException:
         registry.discard(version)  # no alias moved yet: remove the version so nothing is half-registered
         raise
     after = registry.alias(CHAMPION)
     return PromotionResult(
-        registry.name, version.version, True, "promote" if decision.promote else "keep", decision.reason,
-        after.version if after else None, before.version if before else None,
-        before.version if before else None, run_id, decision_tags, cleaned,
+        registry.name, str(version.version), True, "promote" if decision.promote else "keep", decision.reason,
+        str(after.version) if after else None, str(before.version) if before else None,
+        str(before.version) if before else None, run_id, decision_tags, cleaned,
     )  # fmt: skip
 
 

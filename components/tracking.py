@@ -101,7 +101,7 @@ class RunTracker:
 
     def log_table(self, data: Mapping[str, list], artifact_file: str) -> None:
         if self.enabled:
-            with _tracking_uri(self.uri):
+            with tracking_uri_scope(self.uri):
                 mlflow.log_table(dict(data), artifact_file=artifact_file, run_id=self.run_id)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
@@ -126,7 +126,7 @@ class RunTracker:
         level = quiet.level
         quiet.setLevel(logging.ERROR)
         try:
-            with _tracking_uri(self.uri), mlflow.start_run(run_id=self.run_id):
+            with tracking_uri_scope(self.uri), mlflow.start_run(run_id=self.run_id):
                 info = mlflow.transformers.log_model(
                     transformers_model={"model": model, "tokenizer": tokenizer},
                     name=name,
@@ -143,7 +143,7 @@ class RunTracker:
             self.client.set_terminated(self.run_id, status=status)
 
 
-class _tracking_uri:
+class tracking_uri_scope:
     """mlflow's module-level helpers read the global tracking URI; set it only around their calls.
 
     ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into the environment, and reading the "previous"

@@ -40,7 +40,7 @@ from flows.stage_cli import stage_main
 
 def model_dirs(params: Params, model_dir: str, trained_dir: str) -> dict[str, Path]:
     dirs = {}
-    for name in params.eval.models:
+    for name in params.evaluated_models:
         path = Path(model_dir) if name == "base" else Path(trained_dir) / name
         if not (path / "config.json").exists():
             raise FileNotFoundError(f"eval.models lists {name!r} but {path} holds no model: run `dvc repro train`")

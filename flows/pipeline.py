@@ -45,9 +45,11 @@ def infrastructure_failure(task, task_run, state) -> bool:
     except Exception as err:  # classify, then let Prefect record it
         from mlflow.exceptions import MlflowException
 
-        return isinstance(err, MlflowException) and err.error_code in (
-            "TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED",
-        )  # fmt: skip
+        if not isinstance(err, MlflowException):
+            return False
+        # the REST client's own retries are exhausted ("API request to ... failed"), or the server says to wait
+        unreachable = "API request to" in str(err) and "failed with exception" in str(err)
+        return unreachable or err.error_code in ("TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED")
     return False
 
 
@@ -102,7 +104,7 @@ def registry_step(uri: str, params_path: str, flow_run_id: str | None) -> Promot
     params = load_params(params_path)
     reg = params.registry
     return register_and_gate(
-        ModelRegistry(uri, reg.name), Path.cwd(), reg.method, reg.gate, params.train.seed, flow_run_id
+        ModelRegistry(uri, reg.name), Path.cwd(), params.registered_method, reg.gate, params.train.seed, flow_run_id
     )
 
 

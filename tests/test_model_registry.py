@@ -4,6 +4,7 @@ version tags, rollback, `models:/<name>@champion` loads and generates, and an in
 and leaves no half-registered version."""
 
 import json
+import os
 
 import mlflow
 import numpy as np
@@ -15,7 +16,7 @@ from components.model_registry import CHALLENGER, CHAMPION, ModelRegistry, Regis
 from components.promotion import register_and_gate
 from components.promotion_gate import GateConfig
 from components.tiny_models import tiny_causal_lm
-from components.tracking import RunTracker
+from components.tracking import RunTracker, tracking_uri_scope
 from tests.servers import mlflow_server
 from tests.test_promotion_gate import N, write_eval
 
@@ -35,6 +36,7 @@ class FakeProject:
 
     def __init__(self, root, uri, tokenizer_dir):
         self.root, self.uri, self.tokenizer = root, uri, load_tokenizer(tokenizer_dir)
+        root.mkdir(parents=True, exist_ok=True)
         (root / "params.yaml").write_text("seed: 1\n")
         self.set_eval_setting("v1")
 
@@ -113,12 +115,9 @@ def test_promotion_lifecycle_on_a_real_server(project, server):
     assert fifth.decision == "keep" and "not comparable" in fifth.reason
     project.set_eval_setting("v1")
 
-    mlflow.set_tracking_uri(server)
-    try:  # what consumers do
+    with tracking_uri_scope(server):  # what consumers do
         generator = mlflow.transformers.load_model("models:/lifecycle@champion")
         assert len(generator("def f(x):", max_new_tokens=4, do_sample=False)[0]["generated_text"]) > 0
-    finally:
-        mlflow.set_tracking_uri(None)
 
     assert registry.rollback() == ("2", "1") and registry.alias(CHAMPION).version == "1"
     with pytest.raises(RegistryError, match="was the first"):
@@ -158,3 +157,17 @@ def test_an_interrupted_registration_moves_no_alias_and_leaves_no_version(projec
     assert any("deleted" in line for line in result.cleaned)
     assert result.decision == "promote" and registry.alias(CHAMPION).version == result.version
     assert all(v.tags["ebft.state"] == "final" for v in registry.versions())
+
+
+def test_a_local_sqlite_registry_as_make_run_uses_it(tmp_path, tiny_project):
+    """The embedded default: registry and runs in a project's own SQLite file, while MLflow's global tracking URI
+    points elsewhere (MLflow resolves a logged model's source through the global URI)."""
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    before = os.environ["MLFLOW_TRACKING_URI"]
+    assert before != uri
+    project = FakeProject(tmp_path / "project", uri, tiny_project / "models/tokenizer")
+    project.train(21, BASE_ALIGNMENT, BASE_CE)
+    registry = ModelRegistry(uri, "local")
+    result = project.gate(registry)
+    assert result.decision == "promote" and result.version == "1" and str(registry.alias(CHAMPION).version) == "1"
+    assert os.environ["MLFLOW_TRACKING_URI"] == before and mlflow.get_tracking_uri() == before

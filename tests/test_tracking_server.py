@@ -5,6 +5,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
+from components.tracking import tracking_uri_scope
 from flows import train
 from tests.conftest import write_params
 from tests.servers import mlflow_server
@@ -37,10 +38,7 @@ def test_a_training_run_is_recorded_on_the_server(workdir, server, monkeypatch):
     tables = [a.path for a in client.list_artifacts(run.info.run_id, "rollouts")]
     assert tables == ["rollouts/step_00001.json", "rollouts/step_00002.json"]
 
-    mlflow.set_tracking_uri(server)
-    try:
+    with tracking_uri_scope(server):
         generator = mlflow.transformers.load_model(record["ebft"]["model_uri"])
         out = generator("def add(a, b):", max_new_tokens=8, do_sample=False)
-    finally:
-        mlflow.set_tracking_uri(None)
     assert out[0]["generated_text"].startswith("def add(a, b):") and len(out[0]["generated_text"]) > 14
