@@ -1,8 +1,10 @@
-"""The product end to end, with the real parts: the pipeline flow (Prefect) runs the stages through DVC in a temporary
-git repository (tiny preset), records to a real `mlflow server` over HTTP, registers and gates the model; a second
-run skips every stage and leaves the champion alone; a training change trains, evaluates and gates a new version; a
+"""The product end to end, with the real parts, on one project built once (tiny preset, a temporary git repository):
+the pipeline flow (Prefect) runs the stages through DVC, records to a real `mlflow server` over HTTP, registers and
+gates the model; a second run skips every stage and leaves the champion alone; plain `dvc repro` agrees, and reruns
+exactly what a change touches (eval params: evaluate; tracking/registry params: nothing; training params: train and
+evaluate; data params: everything but base_model); a training change trains, evaluates and gates a new version; a
 second pipeline is refused while one holds the project; and a real `prefect server` schedules the cron deployment
-from infra/prefect.yaml, which a process worker runs."""
+from infra/prefect.yaml, which a process worker runs. Tests run in file order and build on each other."""
 
 import json
 import os
@@ -116,6 +118,16 @@ def test_a_second_run_skips_every_stage_and_leaves_the_champion(project, server)
     print(f"no-op pipeline run: {time.perf_counter() - start:.1f} s")
 
 
+def dvc(project, *args: str) -> str:
+    root, env = project
+    done = run([str(BIN / "dvc"), *args], root, env)
+    return done.stdout + done.stderr
+
+
+def stages_run(output: str) -> set[str]:
+    return {s for s in ("base_model", "prepare", "features", "train", "evaluate") if f"Running stage '{s}'" in output}
+
+
 def test_a_training_change_trains_evaluates_and_gates_a_new_version(project, server):
     set_param(project, "train.loss.ce_coef", 0.2)
     pipeline(project)
@@ -128,6 +140,31 @@ def test_a_training_change_trains_evaluates_and_gates_a_new_version(project, ser
     expected = "2" if v2.tags["gate.decision"] == "promote" else "1"
     assert registry.alias(CHAMPION).version == expected and registry.alias(CHALLENGER).version == "2"
     assert "new version v2" in text and "| gate metric |" in text
+
+
+def test_dvc_alone_agrees_and_an_eval_or_tracking_change_reruns_only_what_it_should(project):
+    """`dvc repro` by hand sees what the pipeline built; the stage outputs and metrics are where the README says."""
+    root = project[0]
+    for path in ("models/base/config.json", "models/tokenizer/tokenizer.json", "data/train.safetensors",
+                 "data/val.jsonl", "features/index.json", "models/trained/ebft/model.safetensors",
+                 "models/trained/sft/model.safetensors", "metrics/train_curves/ebft.csv", "eval/ebft/code.jsonl",
+                 "metrics/comparison.md", "metrics/plots/alignment_distribution.png"):  # fmt: skip
+        assert (root / path).exists(), path
+    card = json.loads((root / "metrics/data_card.json").read_text())
+    assert card["splits"]["train"]["chunks"] == 8 and card["splits"]["val"]["chunks"] == 4
+    assert card["splits"]["train"]["documents_in_chunks"] >= 8  # spread over the stream: a file per chunk or more
+    assert card["source_fingerprint"]["stdlib"] and card["tokenizer_sha256"]
+    metrics = dvc(project, "metrics", "show")
+    assert "data_card.json" in metrics and "train.json" in metrics and "eval.json" in metrics
+    output = dvc(project, "repro")
+    assert stages_run(output) == set() and "up to date" in output
+
+    set_param(project, "eval.feature_samples", 2)
+    assert stages_run(dvc(project, "repro")) == {"evaluate"}
+    set_param(project, "tracking.experiment", "renamed")  # where runs are recorded is not a reason to retrain
+    set_param(project, "registry.gate.confidence", 0.9)  # nor are the gate's settings
+    assert stages_run(dvc(project, "repro")) == set()
+    set_param(project, "tracking.experiment", "ebft")
 
 
 def test_a_second_pipeline_is_refused_while_one_holds_the_project(project, server):
@@ -169,3 +206,10 @@ def test_the_cron_deployment_is_scheduled_and_run_by_a_worker(project, server, t
     text = report(project)
     assert text.count("skipped (unchanged)") == 5  # the scheduled run went through the pipeline and its gate
     assert len(ModelRegistry(server, NAME).versions()) == 2
+
+
+def test_a_data_change_reruns_everything_but_the_base_model(project):
+    set_param(project, "data.val_fraction", 0.3)
+    status = dvc(project, "status")
+    assert "prepare" in status and "base_model" not in status
+    assert stages_run(dvc(project, "repro")) == {"prepare", "features", "train", "evaluate"}
