@@ -42,7 +42,11 @@ class ModelRegistry:
             if err.error_code == "RESOURCE_DOES_NOT_EXIST":
                 return []
             raise
-        return sorted(found, key=lambda v: int(v.version))
+        # search results carry no aliases on every store; the version itself does
+        return [
+            self.client.get_model_version(self.name, str(v.version))
+            for v in sorted(found, key=lambda v: int(v.version))
+        ]
 
     def alias(self, alias: str) -> ModelVersion | None:
         try:

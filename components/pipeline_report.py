@@ -75,7 +75,9 @@ def render(
         lines += [
             f"- model `{p.name}`: {what}; decision **{p.decision}** — {p.reason}",
             f"- champion: v{p.champion} (before this run: {before})" if p.champion else "- no champion",
-            f"- primary metric: `{primary_metric}`; compared with: v{p.compared_with}" if p.compared_with else "",
+            f"- primary metric: `{primary_metric}`; compared with: v{p.compared_with}"
+            if p.compared_with not in (None, "none")
+            else f"- primary metric: `{primary_metric}`",
             *[f"- cleanup: {c}" for c in p.cleaned],
             "",
             gate_table(p),

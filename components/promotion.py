@@ -56,7 +56,7 @@ def register_and_gate(
     if existing is not None:
         return PromotionResult(
             registry.name, str(existing.version), False, existing.tags.get("gate.decision", "?"),
-            f"already registered as v{existing.version}: {existing.tags.get('gate.reason', '')}",
+            f"already registered as v{existing.version} (its gate then: {existing.tags.get('gate.reason', '?')})",
             str(before.version) if before else None, str(before.version) if before else None,
             existing.tags.get("gate.compared_with"), run_id, cleaned=cleaned,
         )  # fmt: skip

@@ -171,3 +171,11 @@ def test_a_local_sqlite_registry_as_make_run_uses_it(tmp_path, tiny_project):
     result = project.gate(registry)
     assert result.decision == "promote" and result.version == "1" and str(registry.alias(CHAMPION).version) == "1"
     assert os.environ["MLFLOW_TRACKING_URI"] == before and mlflow.get_tracking_uri() == before
+    assert set(registry.versions()[0].aliases) == {"challenger", "champion"}
+
+    # a run killed after its first alias move: the version is complete, so it is kept and marked final
+    trained = json.loads((project.root / "metrics/train.json").read_text())["ebft"]
+    pending = registry.register(trained["model_uri"], trained["mlflow_run_id"], {})
+    registry.client.set_registered_model_alias("local", CHALLENGER, str(pending.version))
+    assert registry.discard_incomplete() == ["v2: finished an interrupted commit"]
+    assert [v.tags["ebft.state"] for v in registry.versions()] == ["final", "final"]
