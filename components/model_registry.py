@@ -25,6 +25,11 @@ STATE, PENDING, FINAL = "ebft.state", "pending", "final"
 PREVIOUS_CHAMPION = "ebft.previous_champion"
 
 
+def number(version: ModelVersion | None) -> str | None:
+    """A version's number as a string (REST stores answer "3", SQL stores 3), None for no version."""
+    return None if version is None else str(version.version)
+
+
 class RegistryError(RuntimeError):
     """A registry request that cannot be honoured (e.g. no earlier champion to roll back to)."""
 
@@ -36,17 +41,22 @@ class ModelRegistry:
 
     # --- reading -------------------------------------------------------------------------------------------------
     def versions(self) -> list[ModelVersion]:
+        """Every version, oldest first, with its aliases (one request per version: for people, not hot paths)."""
+        return [self.client.get_model_version(self.name, number(v)) for v in self._search()]
+
+    def _search(self) -> list[ModelVersion]:
+        """Every version, oldest first, tags included; aliases only where the store fills them in (SQL does not)."""
         try:
             found = self.client.search_model_versions(f"name='{self.name}'")
         except MlflowException as err:
             if err.error_code == "RESOURCE_DOES_NOT_EXIST":
                 return []
             raise
-        # search results carry no aliases on every store; the version itself does
-        return [
-            self.client.get_model_version(self.name, str(v.version))
-            for v in sorted(found, key=lambda v: int(v.version))
-        ]
+        return sorted(found, key=lambda v: int(v.version))
+
+    def aliases(self, version: ModelVersion) -> list[str]:
+        """The aliases on ``version`` now (search results carry none on some stores; the version itself does)."""
+        return self.client.get_model_version(self.name, number(version)).aliases
 
     def alias(self, alias: str) -> ModelVersion | None:
         try:
@@ -60,7 +70,7 @@ class ModelRegistry:
         """The newest final version whose tags include all of ``tags``."""
         matches = [
             v
-            for v in self.versions()
+            for v in self._search()
             if v.tags.get(STATE) == FINAL and all(v.tags.get(k) == str(val) for k, val in tags.items())
         ]
         return matches[-1] if matches else None
@@ -91,7 +101,7 @@ class ModelRegistry:
 
     def commit(self, version: ModelVersion, decision_tags: Mapping[str, str], promote: bool) -> None:
         """Write the gate's decision, then move the aliases (champion first when promoting), then mark it final."""
-        v = str(version.version)  # REST stores answer "3", SQL stores 3
+        v = number(version)
         for key, value in decision_tags.items():
             self.client.set_model_version_tag(self.name, v, key, str(value))
         if promote:
@@ -101,17 +111,15 @@ class ModelRegistry:
 
     def _make_champion(self, version: str) -> None:
         current = self.alias(CHAMPION)
-        if current is not None and str(current.version) == str(version):
+        if number(current) == version:
             return
-        self.client.set_model_version_tag(
-            self.name, version, PREVIOUS_CHAMPION, str(current.version) if current else ""
-        )
+        self.client.set_model_version_tag(self.name, version, PREVIOUS_CHAMPION, number(current) or "")
         self.client.set_model_version_tag(self.name, version, "ebft.promoted_at", time.strftime("%Y-%m-%dT%H:%M:%SZ"))
         self.client.set_registered_model_alias(self.name, CHAMPION, version)
 
     def discard(self, version: ModelVersion) -> bool:
         """Delete ``version`` if it never reached the commit point; True if it was deleted."""
-        if version.aliases or self.client.get_model_version(self.name, version.version).aliases:
+        if self.aliases(version):
             return False
         self.client.delete_model_version(self.name, version.version)
         return True
@@ -119,10 +127,10 @@ class ModelRegistry:
     def discard_incomplete(self) -> list[str]:
         """Clean up after runs that died mid-registration; returns what was done, for the report."""
         done = []
-        for v in self.versions():
+        for v in self._search():
             if v.tags.get(STATE) != PENDING:
                 continue
-            if v.aliases:  # died after the commit point: the decision is complete
+            if self.aliases(v):  # died after the commit point: the decision is complete
                 self.client.set_model_version_tag(self.name, v.version, STATE, FINAL)
                 done.append(f"v{v.version}: finished an interrupted commit")
             else:
@@ -151,4 +159,4 @@ class ModelRegistry:
         self.client.set_model_version_tag(
             self.name, current.version, "ebft.rolled_back_at", time.strftime("%Y-%m-%dT%H:%M:%SZ")
         )
-        return str(current.version), previous
+        return number(current), previous

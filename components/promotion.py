@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.lineage import lineage_tags
-from components.model_registry import CHAMPION, ModelRegistry
+from components.model_registry import CHAMPION, ModelRegistry, number
 from components.promotion_gate import GateConfig, GateDecision, decide
 
 PER_EXAMPLE = "gate/per_example"  # where a version's per-example eval scores live in its training run's artifacts
@@ -55,9 +55,9 @@ def register_and_gate(
     existing = registry.find(**{"model.sha256": tags["model.sha256"]})
     if existing is not None:
         return PromotionResult(
-            registry.name, str(existing.version), False, existing.tags.get("gate.decision", "?"),
+            registry.name, number(existing), False, existing.tags.get("gate.decision", "?"),
             f"already registered as v{existing.version} (its gate then: {existing.tags.get('gate.reason', '?')})",
-            str(before.version) if before else None, str(before.version) if before else None,
+            number(before), number(before),
             existing.tags.get("gate.compared_with"), run_id, cleaned=cleaned,
         )  # fmt: skip
 
@@ -66,16 +66,16 @@ def register_and_gate(
     version = registry.register(trained["model_uri"], run_id, tags)
     try:
         decision = _decide(registry, before, challenger_dir, tags["eval.setting_sha256"], gate)
-        decision_tags = decision.as_tags() | {"gate.compared_with": str(before.version) if before else "none"}
+        decision_tags = decision.as_tags() | {"gate.compared_with": number(before) or "none"}
         registry.commit(version, decision_tags, decision.promote)
     except BaseException:
         registry.discard(version)  # no alias moved yet: remove the version so nothing is half-registered
         raise
     after = registry.alias(CHAMPION)
     return PromotionResult(
-        registry.name, str(version.version), True, "promote" if decision.promote else "keep", decision.reason,
-        str(after.version) if after else None, str(before.version) if before else None,
-        str(before.version) if before else None, run_id, decision_tags, cleaned,
+        registry.name, number(version), True, "promote" if decision.promote else "keep", decision.reason,
+        number(after), number(before),
+        number(before), run_id, decision_tags, cleaned,
     )  # fmt: skip
 
 
