@@ -4,17 +4,27 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
-# pip's configured find-links holds the local torch CPU wheel on this kind of machine; uv ignores pip.conf,
-# so it is passed explicitly. Elsewhere torch comes from the PyTorch CPU index.
+# requirements.lock pins torch==2.13.0 with no local label, so one lock takes whichever build the torch source gives
+# (a CUDA build already installed also satisfies it and is kept). Where torch comes from, first match wins:
+#   TORCH_INDEX=<url>   an explicit PyTorch index, e.g. https://download.pytorch.org/whl/cu128
+#   a GPU (nvidia-smi)  PyPI itself: its Linux x86_64 torch 2.13.0 is the CUDA build
+#   pip's find-links    the local CPU wheel on this project's CI machines (uv ignores pip.conf, so it is passed)
+#   otherwise           the PyTorch CPU index (no multi-GB CUDA download on a CPU-only machine)
+TORCH_INDEX ?=
 FIND_LINKS := $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
-ifeq ($(strip $(FIND_LINKS)),)
-TORCH_SOURCE := --extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match
-else
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
+ifneq ($(strip $(TORCH_INDEX)),)
+TORCH_SOURCE := --extra-index-url $(TORCH_INDEX) --index-strategy unsafe-best-match
+else ifeq ($(HAS_GPU),yes)
+TORCH_SOURCE :=
+else ifneq ($(strip $(FIND_LINKS)),)
 TORCH_SOURCE := --find-links $(FIND_LINKS)
+else
+TORCH_SOURCE := --extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match
 endif
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint format bench-sampling lock clean run mlflow-ui prefect-server deploy worker serve registry rollback
+.PHONY: setup test lint format bench-sampling lock deps clean run mlflow-ui prefect-server deploy worker serve registry rollback
 
 # No telemetry from the tools; a slow first start of Prefect's temporary local API is not an error.
 export MLFLOW_DISABLE_TELEMETRY ?= true
@@ -84,9 +94,19 @@ test: setup
 bench-sampling: setup
 	$(BIN)/python -m benchmarks.sampling --out benchmarks/results/sampling_cpu_L512.json
 
-# Re-resolve the pins after editing requirements.in.
+# Rewrite each stage's code deps in dvc.yaml from its imports (after adding an import; tests fail until then).
+deps: setup
+	$(BIN)/python -m components.code_deps write
+
+# Re-resolve the pins after editing requirements.in. The torch pin is written without its local label (+cpu) so the
+# same lock installs the CPU wheel here and a CUDA build on a GPU machine (tests/test_project_files.py checks it).
+# It is always resolved against the CPU build: a CUDA resolution would add nvidia-* pins that CPU machines then install.
+LOCK_SOURCE := $(if $(strip $(FIND_LINKS)),--find-links $(FIND_LINKS),--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
 lock: setup
-	$(BIN)/uv pip compile --quiet --python-version 3.11 $(TORCH_SOURCE) requirements.in -o requirements.lock
+	grep -E '^torch==' requirements.in | sed -E 's/ *(#.*)?$$/+cpu/' > $(VENV)/torch-cpu.txt
+	$(BIN)/uv pip compile --quiet --python-version 3.11 $(LOCK_SOURCE) -c $(VENV)/torch-cpu.txt requirements.in \
+	  -o requirements.lock
+	sed -i -E 's/^(torch==[^+ ]+)\+[A-Za-z0-9.]+/\1/' requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

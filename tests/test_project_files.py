@@ -73,3 +73,12 @@ def test_the_compose_file_wires_the_services():
     assert "postgresql://" in services["mlflow"]["command"] and "s3://" in services["mlflow"]["command"]
     assert (ROOT / services["worker"]["build"]["dockerfile"]).exists()
     assert services["worker"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+
+
+def test_the_lock_pins_no_local_version_label():
+    """`torch==2.13.0+cpu` would make the lock reinstall the CPU build over a CUDA one on a GPU machine (and fail on a
+    CUDA index); without the label the same lock takes the CPU wheel here and keeps or installs a CUDA build there."""
+    pins = re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)", (ROOT / "requirements.lock").read_text(), flags=re.M)
+    assert ("torch", "2.13.0") in pins
+    assert [f"{name}=={version}" for name, version in pins if "+" in version] == []
+    assert not [name for name, _ in pins if name.startswith("nvidia-")]  # resolved for the CPU build
