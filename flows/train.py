@@ -26,6 +26,7 @@ from accelerate.utils import set_seed
 from components.atomic_io import atomic_directory, atomic_write_json
 from components.base_model import load_model, load_tokenizer, weights_sha256
 from components.chunk_store import load_split
+from components.code_deps import code_hash
 from components.feature_cache import FeatureCache, make_cache_key
 from components.feature_network import FeatureNetwork
 from components.lora import add_lora
@@ -76,19 +77,12 @@ def new_accelerator(params: Params) -> Accelerator:
     return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=precision)
 
 
-def code_version() -> str:
-    """Hash of the project's Python sources: a checkpoint made by other code is not resumed (DVC reruns the stage
-    when code changes, and the new code must not pick up the old run's state)."""
-    digest = hashlib.sha256()
-    for path in sorted([*ROOT.glob("components/**/*.py"), *ROOT.glob("flows/**/*.py")]):
-        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
-
-
 def run_fingerprint(params: Params, base_sha: str, data_sha: str) -> str:
     """Everything a checkpoint must share with this run to be resumed from."""
     relevant = {
-        "code": code_version(),
+        # the train stage's own code (its import closure and requirements.lock): the files its DVC deps list, so a
+        # checkpoint is resumed exactly when DVC would not rerun the stage for a code change
+        "code": code_hash("train"),
         "train": params.train.model_dump(
             exclude={"resume", "checkpoint_every", "keep_checkpoints", "log_samples_every"}
         ),

@@ -200,12 +200,13 @@ def test_checkpoints_of_other_settings_and_partial_writes_are_not_resumed(workdi
 
 
 def test_the_run_fingerprint_changes_with_code_params_and_data(workdir):
+    from components.code_deps import code_hash
     from components.params import load_params
-    from flows.train import code_version, run_fingerprint
+    from flows.train import run_fingerprint
 
     params = load_params("params.yaml")
     base = run_fingerprint(params, "base", "data")
-    assert base == run_fingerprint(params, "base", "data") and len(code_version()) == 64
+    assert base == run_fingerprint(params, "base", "data") and len(code_hash("train")) == 64
     assert base != run_fingerprint(params, "base", "other data")
     assert base != run_fingerprint(params, "other base", "data")
     changed = params.model_copy(update={"train": params.train.model_copy(update={"steps": 99})})
