@@ -121,11 +121,8 @@ class JsonlSource(Source):
         prompt_field: str | None = None,
         completion_field: str | None = None,
     ):
-        self.paths = [Path(p) for p in paths]
+        self.paths = [file for spec in paths for file in expand_jsonl_path(spec)]
         self.text_field, self.prompt_field, self.completion_field = text_field, prompt_field, completion_field
-        for path in self.paths:
-            if not path.is_file():
-                raise DataError(f"data.paths: {path} does not exist")
 
     def records(self) -> Iterator[Document | BadRecord]:
         for path in self.paths:
@@ -145,6 +142,26 @@ class JsonlSource(Source):
 
     def fingerprint(self) -> dict[str, str]:
         return {str(p): sha256_file(p) for p in self.paths}
+
+
+def expand_jsonl_path(spec: str) -> list[Path]:
+    """A file; a folder (every ``*.jsonl`` below it); or a glob (``inputs/data/*.jsonl``). Sorted, so a folder that
+    new files are dropped into is read the same way every time."""
+    path = Path(spec)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        found = sorted(path.rglob("*.jsonl"))
+        where = f"folder {spec} has no *.jsonl file"
+    elif any(ch in spec for ch in "*?["):
+        root, pattern = (Path("/"), spec.lstrip("/")) if path.is_absolute() else (Path("."), spec)
+        found = sorted(p for p in root.glob(pattern) if p.is_file())
+        where = f"pattern {spec} matches no file"
+    else:
+        raise DataError(f"data.paths: {spec} does not exist")
+    if not found:
+        raise DataError(f"data.paths: {where}")
+    return found
 
 
 def document_from_row(

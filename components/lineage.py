@@ -58,6 +58,8 @@ def lineage_tags(
     return {
         **{f"lineage.{k}": v for k, v in git_facts().items()},
         "lineage.dvc_lock_sha256": sha256_file(lock_path),
+        "lineage.inputs_data_md5": out_hash(stage_entry(lock, "prepare"), "inputs/data"),
+        "lineage.inputs_models_md5": out_hash(stage_entry(lock, "base_model"), "inputs/models"),
         "lineage.data_md5": out_hash(stage_entry(lock, "prepare"), "data"),
         "lineage.features_md5": out_hash(stage_entry(lock, "features"), "features"),
         "lineage.params_sha256": sha256_file(project / "params.yaml"),

@@ -8,6 +8,7 @@ from pathlib import Path
 from components.atomic_io import atomic_directory, atomic_write_json
 from components.base_model import build_base_model, resolve_model_spec, save_base_model
 from components.params import load_params
+from components.project_inputs import check_inside_inputs
 from flows.stage_cli import stage_main
 
 
@@ -18,6 +19,7 @@ def run(
     card_path: str = "metrics/base_model.json",
 ) -> dict:
     params = load_params(params_path)
+    check_inside_inputs(params, Path.cwd())  # DVC must see a local input change
     start = time.perf_counter()
     spec = resolve_model_spec(params.model.base)
     print(f"base model: {params.model.base} ({spec.kind}), stored as {params.model.dtype}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 
@@ -12,6 +13,7 @@ from components.chunk_store import load_split
 from components.feature_cache import build_feature_cache, make_cache_key
 from components.feature_network import FeatureNetwork
 from components.params import Params, load_params
+from components.project_inputs import check_inside_inputs
 from flows.stage_cli import stage_main
 
 
@@ -27,6 +29,7 @@ def run(
     metrics_path: str = "metrics/features.json",
 ) -> dict:
     params = load_params(params_path)
+    check_inside_inputs(params, Path.cwd())  # DVC must see a local input change
     layout = params.strided_layout()
     start = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"

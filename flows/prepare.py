@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from components.atomic_io import atomic_directory, atomic_write_json
 from components.base_model import load_tokenizer, tokenizer_sha256
@@ -11,6 +12,7 @@ from components.chunk_store import save_split
 from components.data_sources import make_source
 from components.packing import prepare_chunks
 from components.params import load_params
+from components.project_inputs import check_inside_inputs
 from flows.stage_cli import stage_main
 
 
@@ -21,6 +23,7 @@ def run(
     card_path: str = "metrics/data_card.json",
 ) -> dict:
     params = load_params(params_path)
+    check_inside_inputs(params, Path.cwd())  # DVC must see a local input change
     data = params.data
     start = time.perf_counter()
     tokenizer = load_tokenizer(tokenizer_dir)

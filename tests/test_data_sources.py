@@ -106,3 +106,20 @@ def test_dataframebench_prompt_rendering_follows_the_package_rule():
     rendered = DataFrameBenchSource.render_prompt(prompt)
     assert "Use pandas as the data processing library in your solution." in rendered
     assert "import pandas as pd\nimport numpy as np" in rendered and "{" not in rendered.replace("{}", "")
+
+
+def test_jsonl_paths_may_be_a_folder_or_a_glob_read_in_sorted_order(tmp_path, monkeypatch):
+    drop = tmp_path / "inputs/data"
+    (drop / "2026").mkdir(parents=True)
+    for name in ("b.jsonl", "a.jsonl", "2026/c.jsonl"):
+        write_jsonl(drop / name, [json.dumps({"text": f"doc {name}"})])
+    (drop / "notes.txt").write_text("not data")
+    texts = [d.text for d in JsonlSource([str(drop)]).records()]
+    assert texts == ["doc 2026/c.jsonl", "doc a.jsonl", "doc b.jsonl"]
+    monkeypatch.chdir(tmp_path)
+    assert [d.text for d in JsonlSource(["inputs/data/*.jsonl"]).records()] == ["doc a.jsonl", "doc b.jsonl"]
+    with pytest.raises(DataError, match=r"pattern inputs/data/\*\.csv matches no file"):
+        JsonlSource(["inputs/data/*.csv"])
+    with pytest.raises(DataError, match=r"folder .*2027 has no \*\.jsonl file"):
+        (drop / "2027").mkdir()
+        JsonlSource([str(drop / "2027")])
