@@ -59,11 +59,11 @@ def render(
     promotion: PromotionResult | None,
     links: list[str],
     primary_metric: str,
-    sync: list[str],
+    notes: list[str],
 ) -> str:
     lines = ["# EBFT pipeline run", "", "## Stages", "", "| stage | | seconds |", "|---|---|---|"]
     lines += [f"| {s.stage} | {'ran' if s.ran else 'skipped (unchanged)'} | {s.seconds:.1f} |" for s in stages]
-    lines += ["", *[f"- {line}" for line in sync]] if sync else []
+    lines += ["", *[f"- {line}" for line in notes]] if notes else []
     lines += ["", "## Evaluation (base vs trained)", "", comparison_table(eval_metrics) if eval_metrics else "none"]
     lines += ["## Registry and promotion gate", ""]
     if promotion is None:

@@ -1,7 +1,10 @@
 """The whole job as one Prefect flow: stages through DVC, then the registry and the promotion gate.
 
-    python -m flows.pipeline [--project DIR] [--params params.yaml] [--lock-wait SECONDS]
+    python -m flows.pipeline [--project DIR] [--set KEY=VALUE ...] [--lock-wait SECONDS]
 
+Before the stages: overrides (``--set``, or the deployment's ``overrides`` parameter) are validated and written into
+params.yaml, the one file the stages read and DVC tracks; the inputs in inputs/ are refreshed (imports updated from
+their source, new or edited data recorded as a DVC version); `dvc pull` restores what the remote has.
 DVC decides what reruns (a stage whose deps and params are unchanged is skipped exactly as `dvc repro` would); Prefect
 owns retries and run history; MLflow owns runs, versions and aliases. One run per project at a time (a lock). Data
 sync with a DVC remote and the registry calls retry with backoff (infrastructure); the stages never do (deterministic
@@ -18,18 +21,24 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
+from mlflow.entities.model_registry import ModelVersion
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from components.code_deps import dvc_yaml_problems
 from components.model_registry import ModelRegistry
 from components.params import load_params
+from components.params_overrides import apply_overrides, parse_set_flags, with_overrides
 from components.pipeline_report import StageOutcome, mlflow_links, render, write_report
-from components.promotion import PromotionResult, register_and_gate
+from components.project_inputs import check_inside_inputs, refresh
+from components.promotion import NotComparable, PromotionResult, register_and_gate
 from components.run_lock import project_lock
 from components.tracking import resolve_tracking_uri
+from flows.evaluate import IncomparableModel, evaluate_other_model
 
 STAGES = ("base_model", "prepare", "features", "train", "evaluate")
 BIN = Path(sys.executable).parent
@@ -82,6 +91,15 @@ def sync_data(direction: str) -> str:
     return f"dvc {direction}: done"
 
 
+@task(name="refresh-inputs", retries=3, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
+def refresh_inputs() -> str:
+    """Imports brought up to date with their source, new or edited data in inputs/ recorded as a DVC version (an
+    import's source may be remote storage: retried)."""
+    summary = refresh(Path.cwd(), str(BIN / "dvc")).summary()
+    get_run_logger().info(summary)
+    return summary
+
+
 @task(name="dvc-repro-stage", task_run_name="repro-{stage}", retries=0, cache_policy=NO_CACHE)
 def repro_stage(stage: str) -> StageOutcome:
     start = time.perf_counter()
@@ -100,12 +118,24 @@ def repro_stage(stage: str) -> StageOutcome:
     retry_condition_fn=infrastructure_failure,
     cache_policy=NO_CACHE,
 )
-def registry_step(uri: str, params_path: str, flow_run_id: str | None) -> PromotionResult:
-    params = load_params(params_path)
+def registry_step(uri: str, flow_run_id: str | None) -> PromotionResult:
+    params = load_params("params.yaml")
     reg = params.registry
+    registry = ModelRegistry(uri, reg.name)
+
+    def champion_on_this_runs_data(champion: ModelVersion, scratch: Path) -> Path:
+        """New data or eval settings since the champion was gated: score it again, as the evaluate stage would."""
+        print(f"gate: re-evaluating champion v{champion.version} on this run's held-out data")
+        model_dir = registry.download_model(champion, scratch / "model")
+        try:
+            return evaluate_other_model(model_dir, scratch / "eval", name=f"champion-v{champion.version}")
+        except IncomparableModel as err:
+            raise NotComparable(str(err)) from err
+
     return register_and_gate(
-        ModelRegistry(uri, reg.name), Path.cwd(), params.registered_method, reg.gate, params.train.seed, flow_run_id
-    )
+        registry, Path.cwd(), params.registered_method, reg.gate, params.train.seed, flow_run_id,
+        reevaluate=champion_on_this_runs_data,
+    )  # fmt: skip
 
 
 def experiment_id(uri: str, name: str) -> str | None:
@@ -116,18 +146,28 @@ def experiment_id(uri: str, name: str) -> str | None:
 
 
 @flow(name="ebft-pipeline", log_prints=True)
-def pipeline(project_dir: str = ".", params_file: str = "params.yaml", lock_wait_s: float = 0.0) -> dict:
-    """Reproduce what changed, register the trained model as `challenger`, gate it against `champion`, report."""
+def pipeline(project_dir: str = ".", overrides: dict[str, Any] | None = None, lock_wait_s: float = 0.0) -> dict:
+    """Refresh the inputs, reproduce what changed, register the trained model as `challenger`, gate it against
+    `champion`, report. ``overrides`` (dotted keys, e.g. ``{"train.steps": 100}``) are written into params.yaml."""
     project = Path(project_dir).resolve()
     os.chdir(project)  # stages, DVC and the default MLflow store all work relative to the project
-    params = load_params(params_file)  # a bad params file stops here, before the lock or any stage
+    params_path = project / "params.yaml"
+    # Everything that can be refused is refused here, before the lock or any stage: bad params or overrides, a
+    # local input DVC cannot see, code deps in dvc.yaml that no longer match the imports.
+    params = with_overrides(params_path, overrides or {})
+    check_inside_inputs(params, project)
+    stale = dvc_yaml_problems(project / "dvc.yaml")
+    if stale:
+        raise RuntimeError("dvc.yaml's code deps differ from the imports; run `make deps`:\n" + "\n".join(stale))
     uri = resolve_tracking_uri(params.tracking.uri)
     run_id = flow_run.id
     with project_lock(project / ".ebft" / "pipeline.lock", wait_s=lock_wait_s, holder=f"flow run {run_id}"):
-        sync = [sync_data("pull")]
+        changes = apply_overrides(params_path, overrides or {})
+        inputs = refresh_inputs()
+        notes = [*(f"params.yaml override {change}" for change in changes), inputs, sync_data("pull")]
         stages = [repro_stage(stage) for stage in STAGES]
-        sync.append(sync_data("push"))
-        promotion = registry_step(uri, params_file, run_id) if params.registry.enabled else None
+        notes.append(sync_data("push"))
+        promotion = registry_step(uri, run_id) if params.registry.enabled else None
 
     eval_path = project / "metrics/eval.json"
     eval_metrics = json.loads(eval_path.read_text())["models"] if eval_path.exists() else {}
@@ -138,11 +178,13 @@ def pipeline(project_dir: str = ".", params_file: str = "params.yaml", lock_wait
         promotion.mlflow_run_id if promotion else None,
         experiment_id(uri, params.tracking.experiment),
     )
-    report = render(stages, eval_metrics, promotion, links, params.registry.gate.primary, sync)
+    report = render(stages, eval_metrics, promotion, links, params.registry.gate.primary, notes)
     write_report(project / "reports/latest.md", report)
     if run_id:
         create_markdown_artifact(report, key="ebft-pipeline-report", description="EBFT pipeline run")
     summary = {
+        "overrides": changes,
+        "inputs": inputs,
         "stages": {s.stage: "ran" if s.ran else "skipped" for s in stages},
         "promotion": asdict(promotion) if promotion else None,
         "report": str(project / "reports/latest.md"),
@@ -157,6 +199,7 @@ def pipeline(project_dir: str = ".", params_file: str = "params.yaml", lock_wait
 def where_to_look(summary: dict, name: str, links: list[str]) -> str:
     p = summary["promotion"]
     lines = ["", "=" * 72, "EBFT pipeline finished"]
+    lines += [f"  {summary['inputs']}"] + [f"  override {change}" for change in summary["overrides"]]
     lines += ["  stages: " + ", ".join(f"{k} {v}" for k, v in summary["stages"].items())]
     lines += [f"  metrics table: metrics/comparison.md   report: {summary['report']}"]
     if p:
@@ -173,10 +216,18 @@ def where_to_look(summary: dict, name: str, links: list[str]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", default=".", help="project folder (holds dvc.yaml and params.yaml)")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a parameter for this run, e.g. --set train.steps=100 (written into params.yaml; repeatable)",
+    )  # fmt: skip
     parser.add_argument("--lock-wait", type=float, default=0.0, help="seconds to wait for a running pipeline")
     args = parser.parse_args(argv)
-    state = pipeline(args.project, args.params, args.lock_wait, return_state=True)
+    try:
+        overrides = parse_set_flags(args.overrides)
+        with_overrides(Path(args.project) / "params.yaml", overrides)  # refused in seconds, before Prefect starts
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    state = pipeline(args.project, overrides, args.lock_wait, return_state=True)
     if state.is_failed():
         sys.exit(f"pipeline failed: {state.message}")
 
