@@ -79,6 +79,17 @@ class ModelRegistry:
         dst.mkdir(parents=True, exist_ok=True)
         return Path(self.client.download_artifacts(version.run_id, artifact_path, str(dst)))
 
+    def download_model(self, version: ModelVersion, dst: Path) -> Path:
+        """The version's model as a plain HF folder (weights and tokenizer) in ``dst``, through the public
+        transformers-flavour loader (the flavour's file layout is MLflow's business)."""
+        import mlflow
+
+        with tracking_uri_scope(self.uri):
+            parts = mlflow.transformers.load_model(f"models:/{self.name}/{number(version)}", return_type="components")
+        parts["model"].save_pretrained(dst, safe_serialization=True)
+        parts["tokenizer"].save_pretrained(dst)
+        return dst
+
     # --- writing -------------------------------------------------------------------------------------------------
     def register(self, model_uri: str, run_id: str, tags: Mapping[str, str]) -> ModelVersion:
         """A new pending version of the logged model ``model_uri`` (``models:/m-<id>``) of run ``run_id``, carrying

@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from mlflow.entities.model_registry import ModelVersion
 
 from components.lineage import lineage_tags
 from components.model_registry import CHAMPION, ModelRegistry, number
 from components.promotion_gate import GateConfig, GateDecision, decide
 
 PER_EXAMPLE = "gate/per_example"  # where a version's per-example eval scores live in its training run's artifacts
+
+
+class NotComparable(Exception):
+    """A registered version cannot be scored on this run's evaluation setting (e.g. another tokenizer)."""
+
+
+# Scores a registered version on the current evaluation setting: (version, scratch folder) -> its per-example folder.
+Reevaluate = Callable[[ModelVersion, Path], Path]
 
 
 @dataclass
@@ -41,7 +52,11 @@ def register_and_gate(
     gate: GateConfig,
     seed: int,
     flow_run_id: str | None = None,
+    reevaluate: Reevaluate | None = None,
 ) -> PromotionResult:
+    """Register the trained ``method`` and gate it. When the champion was scored on another evaluation setting (new
+    data, other eval params), ``reevaluate`` scores it on this run's, so the two are compared on the same examples;
+    without it such a challenger is 'not comparable' and the champion stays."""
     cleaned = registry.discard_incomplete()
     trained = json.loads((project / "metrics/train.json").read_text()).get(method)
     if not trained or not trained.get("model_uri"):
@@ -65,7 +80,7 @@ def register_and_gate(
     registry.client.log_artifacts(run_id, str(challenger_dir), PER_EXAMPLE)
     version = registry.register(trained["model_uri"], run_id, tags)
     try:
-        decision = _decide(registry, before, challenger_dir, tags["eval.setting_sha256"], gate)
+        decision = _decide(registry, before, challenger_dir, tags["eval.setting_sha256"], gate, reevaluate)
         decision_tags = decision.as_tags() | {"gate.compared_with": number(before) or "none"}
         registry.commit(version, decision_tags, decision.promote)
     except BaseException:
@@ -79,15 +94,30 @@ def register_and_gate(
     )  # fmt: skip
 
 
-def _decide(registry: ModelRegistry, champion, challenger_dir: Path, setting: str, gate: GateConfig) -> GateDecision:
+def _decide(
+    registry: ModelRegistry,
+    champion: ModelVersion | None,
+    challenger_dir: Path,
+    setting: str,
+    gate: GateConfig,
+    reevaluate: Reevaluate | None,
+) -> GateDecision:
     if champion is None:
         return decide(challenger_dir, None, gate)
-    if champion.tags.get("eval.setting_sha256") != setting:
-        return GateDecision(
-            False,
-            f"not comparable: champion v{champion.version} was evaluated on other held-out data, features or eval "
-            "params; check both by hand, then `python -m flows.registry promote --version <v>` if it is better",
-        )
     with tempfile.TemporaryDirectory() as tmp:
-        champion_dir = registry.download_run_artifacts(champion, PER_EXAMPLE, Path(tmp))
-        return decide(challenger_dir, champion_dir, gate)
+        if champion.tags.get("eval.setting_sha256") == setting:
+            return decide(challenger_dir, registry.download_run_artifacts(champion, PER_EXAMPLE, Path(tmp)), gate)
+        if reevaluate is None:
+            return GateDecision(
+                False,
+                f"not comparable: champion v{champion.version} was evaluated on other held-out data, features or "
+                "eval params; check both by hand, then `python -m flows.registry promote --version <v>` if it is "
+                "better",
+            )
+        try:
+            champion_dir = reevaluate(champion, Path(tmp))
+        except NotComparable as err:
+            return GateDecision(False, f"not comparable: champion v{champion.version} {err}")
+        decision = decide(challenger_dir, champion_dir, gate)
+        decision.reason += f" (champion v{champion.version} re-evaluated on this run's held-out data)"
+        return decision

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -84,6 +85,102 @@ def log_to_mlflow(params: Params, metrics: dict, artifacts: list[Path], train_me
     tracker.finish()
 
 
+class IncomparableModel(ValueError):
+    """A model whose scores on this evaluation setting would mean nothing (it uses another tokenizer)."""
+
+
+@dataclass
+class EvalSetting:
+    """What every model is scored on: held-out chunks and their cached features, code problems, translation pairs."""
+
+    params: Params
+    device: str
+    tokenizer: object
+    chunks: ChunkSplit
+    features: FeatureNetwork
+    gt_features: torch.Tensor
+    problems: list[dict]
+    pairs: list[dict]
+    limits: SandboxLimits
+    sampling: SamplingConfig
+
+
+def eval_setting(params: Params, data_dir: str, model_dir: str, features_dir: str) -> EvalSetting:
+    """Everything that can fail for a reason other than a model, checked before any model runs."""
+    ev = params.eval
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    chunks = capped(load_split(data_dir, ev.split), ev.max_chunks)
+    network_dir = feature_network_dir(params, model_dir)
+    features = FeatureNetwork(load_model(network_dir, params.features.dtype, device), params.features.feature_config())
+    key = make_cache_key(weights_sha256(network_dir), features, {ev.split: load_split(data_dir, ev.split)},
+                         params.strided_layout(), params.layout.document_masking)  # fmt: skip
+    return EvalSetting(
+        params=params,
+        device=device,
+        tokenizer=load_tokenizer(model_dir),
+        chunks=chunks,
+        features=features,
+        gt_features=FeatureCache.open(features_dir, key).features(ev.split, slice(0, len(chunks))),
+        problems=[p for task in ev.code.tasks for p in load_problems(task)[: ev.code.max_problems]],
+        pairs=translation_pairs(params, data_dir) if params.evaluates_translation else [],
+        limits=SandboxLimits(
+            wall_seconds=ev.code.timeout_s, cpu_seconds=int(ev.code.timeout_s) + 1, memory_mb=ev.code.memory_mb
+        ),
+        sampling=SamplingConfig(n_samples=ev.feature_samples, temperature=ev.temperature),
+    )
+
+
+def evaluate_model(setting: EvalSetting, name: str, path: Path, out: Path) -> tuple[dict, list[float]]:
+    """Score one model; per-example results go to ``out/<name>/``. Returns its summary and per-block alignment."""
+    params, ev, layout = setting.params, setting.params.eval, setting.params.strided_layout()
+    start = time.perf_counter()
+    model = load_model(path, "float32", setting.device)
+    ce = validation_ce(model, setting.chunks, layout, document_masking=params.layout.document_masking)
+    fm, block_alignment = feature_matching(
+        model, setting.features, setting.chunks, setting.gt_features, layout, setting.sampling,
+        document_masking=params.layout.document_masking, seed=ev.seed,
+    )  # fmt: skip
+    write_jsonl(out / name / "validation_ce.jsonl", ce)
+    write_jsonl(out / name / "feature_matching.jsonl", fm)
+    (out / name / "block_alignment.json").write_text(json.dumps(block_alignment))
+    values = {**summarise_ce(ce), **summarise_feature_matching(fm)}
+    if setting.problems:
+        code = evaluate_code(
+            model, setting.tokenizer, setting.problems, ev.code.decoding, ev.code.ks, setting.limits, ev.code.workers
+        )
+        write_jsonl(out / name / "code.jsonl", code)
+        values.update(summarise_code(code, ev.code.ks))
+    if setting.pairs:
+        translations = evaluate_translation(
+            model, setting.tokenizer, setting.pairs, params.data.prompt_template, ev.translation.decoding
+        )
+        write_jsonl(out / name / "translation.jsonl", translations)
+        values.update(summarise_translation(translations))
+    values["eval_seconds"] = round(time.perf_counter() - start, 1)
+    print(f"[{name}] " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()))
+    return values, block_alignment
+
+
+def evaluate_other_model(
+    path: Path,
+    out: Path,
+    name: str = "champion",
+    params_path: str = "params.yaml",
+    data_dir: str = "data",
+    model_dir: str = "models/base",
+    features_dir: str = "features",
+) -> Path:
+    """Score a model that is not one of this run's (the registry's champion) exactly as the stage scores its own, on
+    the current held-out data; returns the folder of its per-example results (what the promotion gate reads)."""
+    setting = eval_setting(load_params(params_path), data_dir, model_dir, features_dir)
+    if load_tokenizer(path).get_vocab() != setting.tokenizer.get_vocab():
+        raise IncomparableModel(
+            f"uses another tokenizer than {model_dir}: its scores on these chunks would mean nothing"
+        )
+    evaluate_model(setting, name, path, out)
+    return out / name
+
+
 def run(
     params_path: str = "params.yaml",
     data_dir: str = "data",
@@ -100,60 +197,19 @@ def run(
     params = load_params(params_path)
     ev = params.eval
     start = time.perf_counter()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    layout = params.strided_layout()
     models = model_dirs(params, model_dir, trained_dir)
-    tokenizer = load_tokenizer(model_dir)
-
-    # Everything that can fail for a reason other than a model is checked before any model runs.
-    chunks = capped(load_split(data_dir, ev.split), ev.max_chunks)
-    network_dir = feature_network_dir(params, model_dir)
-    features = FeatureNetwork(load_model(network_dir, params.features.dtype, device), params.features.feature_config())
-    key = make_cache_key(weights_sha256(network_dir), features, {ev.split: load_split(data_dir, ev.split)}, layout,
-                         params.layout.document_masking)  # fmt: skip
-    gt_features = FeatureCache.open(features_dir, key).features(ev.split, slice(0, len(chunks)))
-    problems = [p for task in ev.code.tasks for p in load_problems(task)[: ev.code.max_problems]]
-    pairs = translation_pairs(params, data_dir) if params.evaluates_translation else []
-    limits = SandboxLimits(
-        wall_seconds=ev.code.timeout_s, cpu_seconds=int(ev.code.timeout_s) + 1, memory_mb=ev.code.memory_mb
-    )
-    sampling = SamplingConfig(n_samples=ev.feature_samples, temperature=ev.temperature)
-    print(f"evaluate: {list(models)} on {len(chunks)} {ev.split} chunks, {len(problems)} code problems, "
-          f"{len(pairs)} translation pairs; sandbox: {isolation() if problems else 'unused'}")  # fmt: skip
+    setting = eval_setting(params, data_dir, model_dir, features_dir)
+    problems = setting.problems
+    print(f"evaluate: {list(models)} on {len(setting.chunks)} {ev.split} chunks, {len(problems)} code problems, "
+          f"{len(setting.pairs)} translation pairs; sandbox: {isolation() if problems else 'unused'}")  # fmt: skip
 
     metrics: dict[str, dict] = {}
     block_alignment: dict[str, list[float]] = {}
     with atomic_directory(out_dir) as out:
         for name, path in models.items():
-            model_start = time.perf_counter()
-            model = load_model(path, "float32", device)
-            ce = validation_ce(model, chunks, layout, document_masking=params.layout.document_masking)
-            fm, block_alignment[name] = feature_matching(
-                model, features, chunks, gt_features, layout, sampling,
-                document_masking=params.layout.document_masking, seed=ev.seed,
-            )  # fmt: skip
-            write_jsonl(out / name / "validation_ce.jsonl", ce)
-            write_jsonl(out / name / "feature_matching.jsonl", fm)
-            (out / name / "block_alignment.json").write_text(json.dumps(block_alignment[name]))
-            values = {**summarise_ce(ce), **summarise_feature_matching(fm)}
-            if problems:
-                code = evaluate_code(model, tokenizer, problems, ev.code.decoding, ev.code.ks, limits, ev.code.workers)
-                write_jsonl(out / name / "code.jsonl", code)
-                values.update(summarise_code(code, ev.code.ks))
-            if pairs:
-                translations = evaluate_translation(
-                    model, tokenizer, pairs, params.data.prompt_template, ev.translation.decoding
-                )
-                write_jsonl(out / name / "translation.jsonl", translations)
-                values.update(summarise_translation(translations))
-            values["eval_seconds"] = round(time.perf_counter() - model_start, 1)
-            metrics[name] = values
-            print(
-                f"[{name}] "
-                + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
-            )
-            del model
+            metrics[name], block_alignment[name] = evaluate_model(setting, name, path, out)
 
+    chunks = setting.chunks
     record = {
         "models": metrics,
         "split": ev.split,

@@ -13,7 +13,7 @@ import yaml
 
 from components.base_model import load_tokenizer
 from components.model_registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
-from components.promotion import register_and_gate
+from components.promotion import NotComparable, register_and_gate
 from components.promotion_gate import GateConfig
 from components.tiny_models import tiny_causal_lm
 from components.tracking import RunTracker, tracking_uri_scope
@@ -43,7 +43,8 @@ class FakeProject:
     def set_eval_setting(self, tag: str) -> None:
         entry = lambda path, md5: {"path": path, "md5": md5}  # noqa: E731
         lock = {"stages": {
-            "prepare": {"outs": [entry("data", "d" * 32 + ".dir")]},
+            "base_model": {"deps": [entry("inputs/models", "m" * 32 + ".dir")]},
+            "prepare": {"deps": [entry("inputs/data", "i" * 32 + ".dir")], "outs": [entry("data", "d" * 32 + ".dir")]},
             "features": {"outs": [entry("features", "f" * 32 + ".dir")]},
             "evaluate": {"deps": [entry("data", "d" * 32 + ".dir"), entry("features", "f" * 32 + ".dir")],
                          "params": {"params.yaml": {"eval": {"setting": tag}}}},
@@ -125,6 +126,38 @@ def test_promotion_lifecycle_on_a_real_server(project, server):
     registry.promote("3", "checked by hand")
     assert registry.alias(CHAMPION).version == "3"
     assert registry.client.get_model_version("lifecycle", "3").tags["gate.manual"] == "checked by hand"
+
+
+def test_a_champion_gated_on_other_data_is_scored_again_on_this_runs_data(project, server):
+    """New data changes the held-out set: the champion is evaluated again on it (here: its scores are given), so the
+    gate still compares the two models on the same examples; a champion that cannot be is 'not comparable'."""
+    registry = ModelRegistry(server, "reevaluated")
+    project.set_eval_setting("old data")
+    project.train(31, BASE_ALIGNMENT, BASE_CE)
+    project.gate(registry)
+    project.set_eval_setting("new data")
+    project.train(32, BASE_ALIGNMENT + 0.03, BASE_CE - 0.01)
+    seen = []
+
+    def reevaluate(version, scratch):
+        model_dir = registry.download_model(version, scratch / "model")  # a plain HF folder the stage can load
+        seen.append((version.version, sorted(p.name for p in model_dir.iterdir())))
+        return write_eval(scratch / "champion", BASE_ALIGNMENT, BASE_CE)
+
+    result = register_and_gate(registry, project.root, "ebft", GATE, seed=1, reevaluate=reevaluate)
+    assert seen[0][0] == "1" and {"config.json", "model.safetensors", "tokenizer.json"} <= set(seen[0][1])
+    assert result.decision == "promote" and "champion v1 re-evaluated on this run's held-out data" in result.reason
+    assert registry.alias(CHAMPION).version == "2"
+
+    def another_tokenizer(version, scratch):
+        raise NotComparable("uses another tokenizer")
+
+    project.set_eval_setting("newer data")
+    project.train(33, BASE_ALIGNMENT + 0.1, BASE_CE - 0.1)
+    result = register_and_gate(registry, project.root, "ebft", GATE, seed=1, reevaluate=another_tokenizer)
+    assert result.decision == "keep" and result.reason == "not comparable: champion v2 uses another tokenizer"
+    assert registry.alias(CHAMPION).version == "2"
+    project.set_eval_setting("v1")
 
 
 def test_an_interrupted_registration_moves_no_alias_and_leaves_no_version(project, server, monkeypatch):
