@@ -31,7 +31,7 @@ from prefect.runtime import flow_run
 
 from components.code_deps import dvc_yaml_problems
 from components.model_registry import ModelRegistry
-from components.params import load_params
+from components.params import Params, load_params
 from components.params_overrides import apply_overrides, parse_set_flags, with_overrides
 from components.pipeline_report import StageOutcome, mlflow_links, render, write_report
 from components.project_inputs import check_inside_inputs, refresh
@@ -145,6 +145,17 @@ def experiment_id(uri: str, name: str) -> str | None:
     return found.experiment_id if found else None
 
 
+def preflight(project: Path, overrides: dict[str, Any]) -> Params:
+    """Everything that can be refused is refused before the lock or any stage: bad params or overrides, a local input
+    DVC cannot see, code deps in dvc.yaml that no longer match the imports. Returns the params the run will use."""
+    params = with_overrides(project / "params.yaml", overrides)
+    check_inside_inputs(params, project)
+    stale = dvc_yaml_problems(project / "dvc.yaml")
+    if stale:
+        raise ValueError("dvc.yaml's code deps differ from the imports; run `make deps`:\n" + "\n".join(stale))
+    return params
+
+
 @flow(name="ebft-pipeline", log_prints=True)
 def pipeline(project_dir: str = ".", overrides: dict[str, Any] | None = None, lock_wait_s: float = 0.0) -> dict:
     """Refresh the inputs, reproduce what changed, register the trained model as `challenger`, gate it against
@@ -152,13 +163,7 @@ def pipeline(project_dir: str = ".", overrides: dict[str, Any] | None = None, lo
     project = Path(project_dir).resolve()
     os.chdir(project)  # stages, DVC and the default MLflow store all work relative to the project
     params_path = project / "params.yaml"
-    # Everything that can be refused is refused here, before the lock or any stage: bad params or overrides, a
-    # local input DVC cannot see, code deps in dvc.yaml that no longer match the imports.
-    params = with_overrides(params_path, overrides or {})
-    check_inside_inputs(params, project)
-    stale = dvc_yaml_problems(project / "dvc.yaml")
-    if stale:
-        raise RuntimeError("dvc.yaml's code deps differ from the imports; run `make deps`:\n" + "\n".join(stale))
+    params = preflight(project, overrides or {})
     uri = resolve_tracking_uri(params.tracking.uri)
     run_id = flow_run.id
     with project_lock(project / ".ebft" / "pipeline.lock", wait_s=lock_wait_s, holder=f"flow run {run_id}"):
@@ -224,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         overrides = parse_set_flags(args.overrides)
-        with_overrides(Path(args.project) / "params.yaml", overrides)  # refused in seconds, before Prefect starts
+        preflight(Path(args.project).resolve(), overrides)  # refused in seconds, before Prefect starts
     except ValueError as err:
         sys.exit(f"error: {err}")
     state = pipeline(args.project, overrides, args.lock_wait, return_state=True)
