@@ -38,7 +38,6 @@ from components.project_inputs import check_inside_inputs, refresh
 from components.promotion import NotComparable, PromotionResult, register_and_gate
 from components.run_lock import project_lock
 from components.tracking import resolve_tracking_uri
-from flows.evaluate import IncomparableModel, evaluate_other_model
 
 STAGES = ("base_model", "prepare", "features", "train", "evaluate")
 BIN = Path(sys.executable).parent
@@ -122,6 +121,7 @@ def registry_step(uri: str, flow_run_id: str | None) -> PromotionResult:
     params = load_params("params.yaml")
     reg = params.registry
     registry = ModelRegistry(uri, reg.name)
+    from flows.evaluate import IncomparableModel, evaluate_other_model  # torch and the models: only when gating
 
     def champion_on_this_runs_data(champion: ModelVersion, scratch: Path) -> Path:
         """New data or eval settings since the champion was gated: score it again, as the evaluate stage would."""
