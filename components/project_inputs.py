@@ -14,6 +14,7 @@ would never retrain. See README "Your own data and model".
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from dataclasses import dataclass, field
@@ -77,14 +78,16 @@ class RefreshReport:
     updated: list[str] = field(default_factory=list)  # imports whose source had changed
     new_versions: list[str] = field(default_factory=list)  # tracked inputs edited in place
     newly_tracked: list[str] = field(default_factory=list)  # files or folders that arrived untracked
+    behind: list[str] = field(default_factory=list)  # data older than its .dvc file (left for `dvc pull`)
 
     @property
     def changed(self) -> bool:
         return bool(self.updated or self.new_versions or self.newly_tracked)
 
     def summary(self) -> str:
+        stale = f" ({', '.join(self.behind)} behind its .dvc file: `dvc pull` restores it)" if self.behind else ""
         if not self.changed:
-            return "inputs: nothing new"
+            return "inputs: nothing new" + stale
         parts = [
             f"{label}: {', '.join(paths)}"
             for label, paths in (
@@ -94,7 +97,7 @@ class RefreshReport:
             )
             if paths
         ]
-        return "inputs: " + "; ".join(parts)
+        return "inputs: " + "; ".join(parts) + stale
 
 
 def _dvc(root: Path, dvc: str, *args: str) -> None:
@@ -115,6 +118,27 @@ def _untracked(root: Path) -> list[str]:
     return [p for p in paths if not p.endswith(".dvc") and Path(p).name != ".gitignore"]
 
 
+def _newest_mtime(path: Path) -> float:
+    if path.is_file():
+        return path.stat().st_mtime
+    return max((p.stat().st_mtime for p in path.rglob("*") if p.is_file()), default=path.stat().st_mtime)
+
+
+def _modified_outputs(root: Path, dvc: str, dvc_files: list[Path]) -> dict[Path, Path]:
+    """.dvc file -> its output, for outputs that exist and differ from what the file records (`dvc status`)."""
+    done = subprocess.run([dvc, "status", "--json", *(str(f.relative_to(root)) for f in dvc_files)],
+                          cwd=root, capture_output=True, text=True)  # fmt: skip
+    if done.returncode:
+        raise RuntimeError(f"`dvc status` failed ({done.returncode}): {(done.stderr or done.stdout)[-800:]}")
+    modified = {}
+    for name, changes in json.loads(done.stdout or "{}").items():
+        for change in changes:
+            for out, state in change.get("changed outs", {}).items() if isinstance(change, dict) else []:
+                if state == "modified":
+                    modified[root / name] = root / out
+    return modified
+
+
 def refresh(root: Path, dvc: str = "dvc") -> RefreshReport:
     """Bring every input up to date and record it as a DVC version; returns what changed (nothing, mostly)."""
     report = RefreshReport()
@@ -125,13 +149,14 @@ def refresh(root: Path, dvc: str = "dvc") -> RefreshReport:
     if imports:
         _dvc(root, dvc, "update", *(str(f.relative_to(root)) for f in imports))
         report.updated = [str(f.relative_to(root)) for f in imports if f.read_bytes() != before[f]]
-    present = [
-        str((f.parent / out["path"]).relative_to(root))
-        for f in dvc_files
-        if f not in imports
-        for out in specs[f].get("outs", [])
-        if (f.parent / out["path"]).exists()  # a missing one is restored by `dvc pull`, not re-added
-    ]
+    tracked = [f for f in dvc_files if f not in imports]
+    modified = _modified_outputs(root, dvc, tracked) if tracked else {}
+    present, behind = [], []
+    for f, path in modified.items():
+        # A .dvc file newer than its data was moved by git (a teammate's new version): the data is behind it and
+        # `dvc pull` brings it; re-adding the old data would silently undo their version.
+        (behind if _newest_mtime(path) < f.stat().st_mtime else present).append(str(path.relative_to(root)))
+    report.behind = behind
     arrived = _untracked(root)
     if present or arrived:
         _dvc(root, dvc, "add", "--quiet", *present, *arrived)

@@ -101,3 +101,22 @@ def test_refresh_records_edited_dropped_and_upstream_data_as_dvc_versions(projec
     assert json.loads(status) == {}  # every input is now a version in the DVC cache
     assert "inputs: updated from their source: inputs/data/feed.jsonl.dvc; new versions" in report.summary()
     assert not refresh(project, DVC).changed  # and a second refresh finds nothing new
+
+
+def test_refresh_never_undoes_a_newer_version_that_came_through_git(project):
+    """A teammate's new version arrives as a newer .dvc file (git pull) before its data (dvc pull): re-adding the old
+    data would silently point the project back at it, so refresh leaves it for `dvc pull`."""
+    local = project / "inputs/data/local.jsonl"
+    append(local, "three")
+    sh(project, DVC, "add", "-q", str(local.relative_to(project)))
+    sh(project, "git", "commit", "-qam", "version B")
+    newer = (project / "inputs/data/local.jsonl.dvc").read_bytes()
+    sh(project, "git", "checkout", "-q", "HEAD~1", "--", "inputs/data/local.jsonl.dvc")
+    sh(project, DVC, "checkout", "-q", "inputs/data/local.jsonl.dvc")  # the data is version A again
+    sh(project, "git", "checkout", "-q", "HEAD", "--", "inputs/data/local.jsonl.dvc")  # "git pull" brings B's pointer
+    report = refresh(project, DVC)
+    assert (project / "inputs/data/local.jsonl.dvc").read_bytes() == newer
+    assert report.behind == ["inputs/data/local.jsonl"] and not report.new_versions
+    assert "behind its .dvc file: `dvc pull` restores it" in report.summary()
+    sh(project, DVC, "checkout", "-q")
+    assert local.read_text().count("\n") == 3 and not refresh(project, DVC).changed
