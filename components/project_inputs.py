@@ -100,10 +100,11 @@ class RefreshReport:
         return "inputs: " + "; ".join(parts) + stale
 
 
-def _dvc(root: Path, dvc: str, *args: str) -> None:
+def _dvc(root: Path, dvc: str, *args: str) -> str:
     done = subprocess.run([dvc, *args], cwd=root, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"`dvc {' '.join(args)}` failed ({done.returncode}): {(done.stderr or done.stdout)[-800:]}")
+    return done.stdout
 
 
 def _untracked(root: Path) -> list[str]:
@@ -126,12 +127,9 @@ def _newest_mtime(path: Path) -> float:
 
 def _modified_outputs(root: Path, dvc: str, dvc_files: list[Path]) -> dict[Path, Path]:
     """.dvc file -> its output, for outputs that exist and differ from what the file records (`dvc status`)."""
-    done = subprocess.run([dvc, "status", "--json", *(str(f.relative_to(root)) for f in dvc_files)],
-                          cwd=root, capture_output=True, text=True)  # fmt: skip
-    if done.returncode:
-        raise RuntimeError(f"`dvc status` failed ({done.returncode}): {(done.stderr or done.stdout)[-800:]}")
+    status = _dvc(root, dvc, "status", "--json", *(str(f.relative_to(root)) for f in dvc_files))
     modified = {}
-    for name, changes in json.loads(done.stdout or "{}").items():
+    for name, changes in json.loads(status or "{}").items():
         for change in changes:
             for out, state in change.get("changed outs", {}).items() if isinstance(change, dict) else []:
                 if state == "modified":
