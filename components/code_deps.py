@@ -18,6 +18,8 @@ import sys
 from functools import cache
 from pathlib import Path
 
+from components.atomic_io import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("components", "flows")
 LOCK = "requirements.lock"
@@ -104,9 +106,7 @@ def write_dvc_yaml(dvc_yaml: Path = ROOT / "dvc.yaml") -> bool:
     yaml.dump(spec, out)
     changed = out.getvalue() != dvc_yaml.read_text()
     if changed:
-        tmp = dvc_yaml.with_suffix(".yaml.tmp")
-        tmp.write_text(out.getvalue())
-        tmp.replace(dvc_yaml)
+        atomic_write_text(dvc_yaml, out.getvalue())
     return changed
 
 

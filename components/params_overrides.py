@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from components.atomic_io import atomic_write_text
 from components.params import Params, ParamsError, deep_merge, validate_params
 
 
@@ -72,7 +73,5 @@ def apply_overrides(path: Path, overrides: dict[str, Any]) -> list[str]:
     if changes:
         out = StringIO()
         rt.dump(doc, out)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(out.getvalue())
-        tmp.replace(path)
+        atomic_write_text(path, out.getvalue())
     return changes

@@ -23,7 +23,6 @@ from pathlib import Path
 import yaml
 
 AREAS = {"data": Path("inputs/data"), "models": Path("inputs/models")}
-KEEP = "README.md"  # each area ships one, so the folders (DVC deps) exist in a fresh clone
 
 
 class InputsError(ValueError):
