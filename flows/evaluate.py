@@ -109,11 +109,12 @@ def eval_setting(params: Params, data_dir: str, model_dir: str, features_dir: st
     """Everything that can fail for a reason other than a model, checked before any model runs."""
     ev = params.eval
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    chunks = capped(load_split(data_dir, ev.split), ev.max_chunks)
+    split = load_split(data_dir, ev.split)  # the whole split keys the cache; the capped head is scored
+    chunks = capped(split, ev.max_chunks)
     network_dir = feature_network_dir(params, model_dir)
     features = FeatureNetwork(load_model(network_dir, params.features.dtype, device), params.features.feature_config())
-    key = make_cache_key(weights_sha256(network_dir), features, {ev.split: load_split(data_dir, ev.split)},
-                         params.strided_layout(), params.layout.document_masking)  # fmt: skip
+    key = make_cache_key(weights_sha256(network_dir), features, {ev.split: split}, params.strided_layout(),
+                         params.layout.document_masking)  # fmt: skip
     return EvalSetting(
         params=params,
         device=device,
