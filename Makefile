@@ -96,7 +96,7 @@ bench-sampling: setup
 
 # Rewrite each stage's code deps in dvc.yaml from its imports (after adding an import; tests fail until then).
 deps: setup
-	$(BIN)/python -m components.code_deps write
+	$(BIN)/python -m components.project.code_deps write
 
 # Re-resolve the pins after editing requirements.in. The torch pin is written without its local label (+cpu) so the
 # same lock installs the CPU wheel here and a CUDA build on a GPU machine (tests/test_project_files.py checks it).

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from components.memory import peak_memory, reset_peak_memory
+from components.training.memory import peak_memory, reset_peak_memory
 
 # SmolLM2-135M's shape (the offline default model), with random weights: timing does not depend on their values.
 SMOLLM2_135M_SHAPE = dict(

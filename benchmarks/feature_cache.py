@@ -18,12 +18,12 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import environment, smollm2_shaped_model, write_json
-from components.chunk_store import ChunkSplit
-from components.ebft_step import EBFTConfig, EBFTStep
-from components.feature_cache import FeatureCache, build_feature_cache, make_cache_key
-from components.feature_network import FeatureConfig, FeatureNetwork
-from components.strided_layout import StridedLayout
-from components.token_sampling import SamplingConfig
+from components.data.chunk_store import ChunkSplit
+from components.engine.layout import StridedLayout
+from components.engine.token_sampling import SamplingConfig
+from components.method.ebft_step import EBFTConfig, EBFTStep
+from components.method.feature_cache import FeatureCache, build_feature_cache, make_cache_key
+from components.method.feature_network import FeatureConfig, FeatureNetwork
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -1,7 +1,7 @@
 """Strided sampling, three ways, on the same model and shapes:
 
-- kv_cached:       components.strided_sampler (one prefill per chunk, G-1 decode calls against the KV cache)
-- dense_recompute: components.strided_reference (the paper code's algorithm: G full forwards with a dense mask)
+- kv_cached:       components.engine.sampler (one prefill per chunk, G-1 decode calls against the KV cache)
+- dense_recompute: components.engine.dense_sampler (the paper code's algorithm: G full forwards with a dense mask)
 - naive_generate:  HF ``generate`` once per prefix x[:a_k], n return sequences (what a user would write by hand)
 
     python -m benchmarks.sampling --out benchmarks/results/sampling_cpu.json --seq-len 256 512 1024
@@ -21,10 +21,10 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.common import environment, run_isolated, smollm2_shaped_model, timed, write_json
-from components.strided_layout import StridedLayout
-from components.strided_reference import sample_strided_dense
-from components.strided_sampler import sample_strided
-from components.token_sampling import SamplingConfig
+from components.engine.dense_sampler import sample_strided_dense
+from components.engine.layout import StridedLayout
+from components.engine.sampler import sample_strided
+from components.engine.token_sampling import SamplingConfig
 
 METHODS = ("kv_cached", "dense_recompute", "naive_generate")
 

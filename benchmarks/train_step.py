@@ -17,12 +17,12 @@ import time
 import torch
 
 from benchmarks.common import environment, run_isolated, smollm2_shaped_model, write_json
-from components.ebft_step import ChunkBatch, EBFTStep
-from components.feature_network import FeatureNetwork
-from components.memory import peak_memory, reset_peak_memory
-from components.params import load_params
-from components.sft_step import SFTStep
-from components.strided_policy import StridedPolicy
+from components.engine.policy import StridedPolicy
+from components.method.ebft_step import ChunkBatch, EBFTStep
+from components.method.feature_network import FeatureNetwork
+from components.method.sft_step import SFTStep
+from components.params.schema import load_params
+from components.training.memory import peak_memory, reset_peak_memory
 
 
 def one_method(method: str, seq_len: int, chunks: int, micro: int, repeats: int, device: str) -> dict:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from components.atomic_io import atomic_directory, atomic_write_json
-from components.base_model import build_base_model, resolve_model_spec, save_base_model
-from components.params import load_params
-from components.project_inputs import check_inside_inputs
+from components.data.atomic_io import atomic_directory, atomic_write_json
+from components.data.model_loading import build_base_model, resolve_model_spec, save_base_model
+from components.params.schema import load_params
+from components.project.inputs import check_inside_inputs
 from flows.stage_cli import stage_main
 
 

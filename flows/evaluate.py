@@ -15,26 +15,26 @@ from pathlib import Path
 
 import torch
 
-from components.atomic_io import atomic_directory, atomic_write_json, atomic_write_text
-from components.base_model import load_model, load_tokenizer, weights_sha256
-from components.chunk_store import ChunkSplit, load_split
-from components.code_eval import evaluate_code, summarise_code
-from components.code_tasks import load_problems
-from components.eval_report import (
+from components.data.atomic_io import atomic_directory, atomic_write_json, atomic_write_text
+from components.data.chunk_store import ChunkSplit, load_split
+from components.data.model_loading import load_model, load_tokenizer, weights_sha256
+from components.engine.token_sampling import SamplingConfig
+from components.evaluation.code_eval import evaluate_code, summarise_code
+from components.evaluation.code_tasks import load_problems
+from components.evaluation.feature_matching import feature_matching, summarise_feature_matching
+from components.evaluation.report import (
     alignment_distribution_png,
     comparison_table,
     training_curves_png,
     write_jsonl,
 )
-from components.feature_cache import FeatureCache, make_cache_key
-from components.feature_matching_eval import feature_matching, summarise_feature_matching
-from components.feature_network import FeatureNetwork
-from components.params import Params, load_params
-from components.sandbox import SandboxLimits, isolation
-from components.token_sampling import SamplingConfig
-from components.tracking import RunTracker, git_facts
-from components.translation_eval import evaluate_translation, summarise_translation
-from components.validation_ce import summarise_ce, validation_ce
+from components.evaluation.sandbox import SandboxLimits, isolation
+from components.evaluation.translation import evaluate_translation, summarise_translation
+from components.evaluation.validation_ce import summarise_ce, validation_ce
+from components.method.feature_cache import FeatureCache, make_cache_key
+from components.method.feature_network import FeatureNetwork
+from components.params.schema import Params, load_params
+from components.release.tracking import RunTracker, git_facts
 from flows.features import feature_network_dir
 from flows.stage_cli import stage_main
 

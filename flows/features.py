@@ -7,13 +7,13 @@ from pathlib import Path
 
 import torch
 
-from components.atomic_io import atomic_write_json
-from components.base_model import load_model, weights_sha256
-from components.chunk_store import load_split
-from components.feature_cache import build_feature_cache, make_cache_key
-from components.feature_network import FeatureNetwork
-from components.params import Params, load_params
-from components.project_inputs import check_inside_inputs
+from components.data.atomic_io import atomic_write_json
+from components.data.chunk_store import load_split
+from components.data.model_loading import load_model, weights_sha256
+from components.method.feature_cache import build_feature_cache, make_cache_key
+from components.method.feature_network import FeatureNetwork
+from components.params.schema import Params, load_params
+from components.project.inputs import check_inside_inputs
 from flows.stage_cli import stage_main
 
 

@@ -29,15 +29,15 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from components.code_deps import dvc_yaml_problems
-from components.model_registry import ModelRegistry
-from components.params import Params, load_params
-from components.params_overrides import apply_overrides, parse_set_flags, with_overrides
-from components.pipeline_report import StageOutcome, mlflow_links, render, write_report
-from components.project_inputs import check_inside_inputs, refresh
-from components.promotion import NotComparable, PromotionResult, register_and_gate
-from components.run_lock import project_lock
-from components.tracking import resolve_tracking_uri
+from components.params.overrides import apply_overrides, parse_set_flags, with_overrides
+from components.params.schema import Params, load_params
+from components.project.code_deps import dvc_yaml_problems
+from components.project.inputs import check_inside_inputs, refresh
+from components.release.pipeline_report import StageOutcome, mlflow_links, render, write_report
+from components.release.promotion.register import NotComparable, PromotionResult, register_and_gate
+from components.release.registry import ModelRegistry
+from components.release.run_lock import project_lock
+from components.release.tracking import resolve_tracking_uri
 
 STAGES = ("base_model", "prepare", "features", "train", "evaluate")
 BIN = Path(sys.executable).parent

@@ -6,13 +6,13 @@ import json
 import time
 from pathlib import Path
 
-from components.atomic_io import atomic_directory, atomic_write_json
-from components.base_model import load_tokenizer, tokenizer_sha256
-from components.chunk_store import save_split
-from components.data_sources import make_source
-from components.packing import prepare_chunks
-from components.params import load_params
-from components.project_inputs import check_inside_inputs
+from components.data.atomic_io import atomic_directory, atomic_write_json
+from components.data.chunk_store import save_split
+from components.data.model_loading import load_tokenizer, tokenizer_sha256
+from components.data.packing import prepare_chunks
+from components.data.sources import make_source
+from components.params.schema import load_params
+from components.project.inputs import check_inside_inputs
 from flows.stage_cli import stage_main
 
 

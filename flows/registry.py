@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from components.model_registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
-from components.params import ParamsError, load_params
-from components.tracking import resolve_tracking_uri
+from components.params.schema import ParamsError, load_params
+from components.release.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
+from components.release.tracking import resolve_tracking_uri
 
 
 def status(reg: ModelRegistry) -> str:

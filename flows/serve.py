@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from components.params_overrides import parse_set_flags
+from components.params.overrides import parse_set_flags
 from flows.pipeline import pipeline
 
 

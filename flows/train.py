@@ -23,16 +23,16 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from components.atomic_io import atomic_directory, atomic_write_json
-from components.base_model import load_model, load_tokenizer, weights_sha256
-from components.chunk_store import load_split
-from components.code_deps import code_hash
-from components.feature_cache import FeatureCache, make_cache_key
-from components.feature_network import FeatureNetwork
-from components.lora import add_lora
-from components.params import Params, load_params
-from components.tracking import RunTracker, flatten, git_facts
-from components.trainer import Trainer, TrainingResult
+from components.data.atomic_io import atomic_directory, atomic_write_json
+from components.data.chunk_store import load_split
+from components.data.model_loading import load_model, load_tokenizer, weights_sha256
+from components.method.feature_cache import FeatureCache, make_cache_key
+from components.method.feature_network import FeatureNetwork
+from components.params.schema import Params, load_params
+from components.project.code_deps import code_hash
+from components.release.tracking import RunTracker, flatten, git_facts
+from components.training.lora import add_lora
+from components.training.trainer import Trainer, TrainingResult
 from flows.features import feature_network_dir
 from flows.stage_cli import stage_main
 

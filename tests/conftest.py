@@ -32,8 +32,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from components.params import deep_merge  # noqa: E402
-from components.presets import apply_preset  # noqa: E402
+from components.params.presets import apply_preset  # noqa: E402
+from components.params.schema import deep_merge  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

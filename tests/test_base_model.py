@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from components.base_model import (
+from components.data.model_loading import (
     ModelSpecError,
     build_base_model,
     load_model,
@@ -46,7 +46,7 @@ def test_tiny_model_round_trip_with_card(tmp_path, arch):
 
 
 def test_tiny_tokenizer_is_deterministic():
-    from components.base_model import train_tiny_tokenizer
+    from components.data.model_loading import train_tiny_tokenizer
 
     a, b = train_tiny_tokenizer(), train_tiny_tokenizer()
     text = "for item in items:\n    total += item"

@@ -4,15 +4,15 @@ import torch
 from accelerate import Accelerator
 from transformers import get_scheduler
 
-from components.checkpointing import (
+from components.data.tiny_models import tiny_causal_lm
+from components.engine.policy import StridedPolicy
+from components.training.checkpointing import (
     TrainingState,
     latest_checkpoint,
     load_checkpoint,
     remove_partial_checkpoints,
     save_checkpoint,
 )
-from components.strided_policy import StridedPolicy
-from components.tiny_models import tiny_causal_lm
 
 
 def setup(seed: int):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components.code_deps import STAGES, code_files, dvc_yaml_problems
+from components.project.code_deps import STAGES, code_files, dvc_yaml_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,14 +19,13 @@ def test_every_stage_lists_exactly_the_code_it_imports():
 
 def test_the_engine_and_the_lock_are_deps_of_training_and_the_harness_of_evaluation():
     train = code_files("train")
-    for module in ("strided_forward", "strided_masks", "strided_layout", "token_logprobs", "causal_lm",
-                   "feature_network", "params"):  # fmt: skip
+    for module in ("engine/forward", "engine/masks", "engine/layout", "engine/token_logprobs", "engine/causal_lm",
+                   "method/feature_network", "params/schema"):  # fmt: skip
         assert f"components/{module}.py" in train
     assert "requirements.lock" in train and "flows/train.py" in train
     evaluate = code_files("evaluate")
-    assert {"components/data_sources.py", "components/strided_sampler.py", "components/sandbox_harness.py"} <= set(
-        evaluate
-    )
+    harness = {"components/data/sources.py", "components/engine/sampler.py", "components/evaluation/sandbox_harness.py"}
+    assert harness <= set(evaluate)
     assert all(len(code_files(stage)) == len(set(code_files(stage))) for stage in STAGES)
 
 
@@ -53,22 +52,24 @@ def test_a_new_import_is_reported_by_check_and_written_by_write(tree):
     train.write_text(
         train.read_text().replace("import torch\n", "import torch\n\nfrom components import extra_reward\n", 1)
     )
-    check = subprocess.run([sys.executable, "-m", "components.code_deps", "check"], cwd=tree, capture_output=True,
-                           text=True, timeout=120)  # fmt: skip
+    check = subprocess.run([sys.executable, "-m", "components.project.code_deps", "check"], cwd=tree,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert check.returncode == 1 and "stage train: missing components/extra_reward.py" in check.stderr
     assert "stage evaluate" not in check.stderr  # evaluate does not import flows.train
-    in_tree(tree, "from components.code_deps import write_dvc_yaml; write_dvc_yaml()")
+    in_tree(tree, "from components.project.code_deps import write_dvc_yaml; write_dvc_yaml()")
     text = (tree / "dvc.yaml").read_text()
     assert "      - components/extra_reward.py\n" in text and "# The stage graph" in text  # comments survive
-    assert in_tree(tree, "from components.code_deps import dvc_yaml_problems; print(dvc_yaml_problems())") == "[]"
+    problems = "from components.project.code_deps import dvc_yaml_problems; print(dvc_yaml_problems())"
+    assert in_tree(tree, problems) == "[]"
 
 
 def test_the_checkpoint_fingerprint_changes_exactly_with_the_train_stages_code(tree):
-    hash_train = "from components.code_deps import code_hash; print(code_hash('train'))"
+    hash_train = "from components.project.code_deps import code_hash; print(code_hash('train'))"
     before = in_tree(tree, hash_train)
     assert before == in_tree(tree, hash_train)
-    (tree / "components/pass_at_k.py").write_text((tree / "components/pass_at_k.py").read_text() + "# eval only\n")
+    pass_at_k = tree / "components/evaluation/pass_at_k.py"
+    pass_at_k.write_text(pass_at_k.read_text() + "# eval only\n")
     assert in_tree(tree, hash_train) == before  # evaluation code does not invalidate a training checkpoint
-    logprobs = tree / "components/token_logprobs.py"
+    logprobs = tree / "components/engine/token_logprobs.py"
     logprobs.write_text(logprobs.read_text() + "# edited\n")
     assert in_tree(tree, hash_train) != before

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from components.data_sources import (
+from components.data.sources import (
     BadRecord,
     DataError,
     DataFrameBenchSource,

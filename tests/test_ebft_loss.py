@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from components.ebft_loss import LossConfig, ebft_loss, kl_penalty, masked_mean, masked_std
+from components.method.loss import LossConfig, ebft_loss, kl_penalty, masked_mean, masked_std
 
 
 def test_kl_estimators_are_unbiased_or_bounded_on_a_categorical():

@@ -3,13 +3,13 @@ import copy
 import pytest
 import torch
 
-from components.ebft_loss import LossConfig
-from components.ebft_step import ChunkBatch, EBFTConfig, EBFTStep
-from components.feature_network import FeatureConfig, FeatureNetwork
-from components.rewards import RewardConfig
-from components.strided_layout import StridedLayout
-from components.tiny_models import tiny_causal_lm
-from components.token_sampling import SamplingConfig
+from components.data.tiny_models import tiny_causal_lm
+from components.engine.layout import StridedLayout
+from components.engine.token_sampling import SamplingConfig
+from components.method.ebft_step import ChunkBatch, EBFTConfig, EBFTStep
+from components.method.feature_network import FeatureConfig, FeatureNetwork
+from components.method.loss import LossConfig
+from components.method.rewards import RewardConfig
 
 LAYOUT = StridedLayout(seq_len=24, context=4, stride=4, block_len=4)
 

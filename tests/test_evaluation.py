@@ -4,16 +4,16 @@ import math
 import pytest
 from mlflow import MlflowClient
 
-from components import code_eval
-from components.chunk_store import load_split
-from components.code_tasks import load_problems
-from components.generation import DecodingConfig, generate_completions, truncate_at_stop
-from components.pass_at_k import pass_at_k
-from components.sandbox import SandboxLimits
-from components.strided_layout import StridedLayout
-from components.tiny_models import tiny_causal_lm
-from components.translation_eval import summarise_translation
-from components.validation_ce import summarise_ce, validation_ce
+from components.data.chunk_store import load_split
+from components.data.tiny_models import tiny_causal_lm
+from components.engine.layout import StridedLayout
+from components.evaluation import code_eval
+from components.evaluation.code_tasks import load_problems
+from components.evaluation.decoding import DecodingConfig, generate_completions, truncate_at_stop
+from components.evaluation.pass_at_k import pass_at_k
+from components.evaluation.sandbox import SandboxLimits
+from components.evaluation.translation import summarise_translation
+from components.evaluation.validation_ce import summarise_ce, validation_ce
 from flows import evaluate, train
 from tests.conftest import write_params
 
@@ -29,7 +29,7 @@ def test_pass_at_k_is_the_unbiased_estimator():
 
 
 def test_greedy_decoding_cuts_at_stops_and_is_deterministic(tiny_project):
-    from components.base_model import load_model, load_tokenizer
+    from components.data.model_loading import load_model, load_tokenizer
 
     model, tokenizer = load_model(tiny_project / "models/base"), load_tokenizer(tiny_project / "models/base")
     prompts = ["def add(a, b):\n", "x = [1, 2,", "import os\n"]

@@ -3,14 +3,14 @@ import json
 import pytest
 import torch
 
-from components.base_model import build_base_model, resolve_model_spec, save_base_model, weights_sha256
-from components.chunk_store import ChunkSplit, load_split, save_split
-from components.feature_cache import FeatureCache, FeatureCacheError, build_feature_cache, make_cache_key
-from components.feature_network import FeatureConfig, FeatureNetwork
-from components.strided_layout import StridedLayout
-from components.strided_masks import build_strided_masks
-from components.strided_sampler import sample_strided
-from components.token_sampling import SamplingConfig
+from components.data.chunk_store import ChunkSplit, load_split, save_split
+from components.data.model_loading import build_base_model, resolve_model_spec, save_base_model, weights_sha256
+from components.engine.layout import StridedLayout
+from components.engine.masks import build_strided_masks
+from components.engine.sampler import sample_strided
+from components.engine.token_sampling import SamplingConfig
+from components.method.feature_cache import FeatureCache, FeatureCacheError, build_feature_cache, make_cache_key
+from components.method.feature_network import FeatureConfig, FeatureNetwork
 
 LAYOUT = StridedLayout(seq_len=20, context=4, stride=4, block_len=4)
 

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from components.feature_network import FeatureConfig, FeatureNetwork, resolve_layers
-from components.strided_layout import StridedLayout
-from components.strided_masks import build_strided_masks
-from components.tiny_models import tiny_causal_lm
+from components.data.tiny_models import tiny_causal_lm
+from components.engine.layout import StridedLayout
+from components.engine.masks import build_strided_masks
+from components.method.feature_network import FeatureConfig, FeatureNetwork, resolve_layers
 
 
 @pytest.mark.parametrize(

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import yaml
 
-from components.base_model import load_tokenizer
-from components.model_registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
-from components.promotion import NotComparable, register_and_gate
-from components.promotion_gate import GateConfig
-from components.tiny_models import tiny_causal_lm
-from components.tracking import RunTracker, tracking_uri_scope
+from components.data.model_loading import load_tokenizer
+from components.data.tiny_models import tiny_causal_lm
+from components.release.promotion.gate import GateConfig
+from components.release.promotion.register import NotComparable, register_and_gate
+from components.release.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
+from components.release.tracking import RunTracker, tracking_uri_scope
 from tests.servers import mlflow_server
 from tests.test_promotion_gate import N, write_eval
 

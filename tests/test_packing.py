@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from components.base_model import train_tiny_tokenizer
-from components.data_sources import BadRecord, DataError, Document
-from components.packing import assign_split, prepare_chunks, tokenize_document
+from components.data.model_loading import train_tiny_tokenizer
+from components.data.packing import assign_split, prepare_chunks, tokenize_document
+from components.data.sources import BadRecord, DataError, Document
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.params import ParamsError, load_params, validate_params
-from components.presets import apply_preset, available_presets, set_flags
+from components.params.presets import apply_preset, available_presets, set_flags
+from components.params.schema import ParamsError, load_params, validate_params
 
 
 def defaults() -> dict:
@@ -84,11 +84,14 @@ def test_preset_flags_reproduce_the_preset_through_dvc_style_parsing():
 
 def test_presets_cli_prints_shell_ready_flags():
     out = subprocess.run(
-        [sys.executable, "-m", "components.presets", "flags", "translation"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "components.params.presets", "flags", "translation"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     args = shlex.split(out)
     assert args[0] == "-S" and "data.prompt_template=" in " ".join(args)
     unknown = subprocess.run(
-        [sys.executable, "-m", "components.presets", "show", "nope"], capture_output=True, text=True
+        [sys.executable, "-m", "components.params.presets", "show", "nope"], capture_output=True, text=True
     )
     assert unknown.returncode != 0 and "unknown preset 'nope'" in unknown.stderr

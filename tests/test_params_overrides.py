@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from components.params import ParamsError, load_params
-from components.params_overrides import apply_overrides, parse_set_flags
+from components.params.overrides import apply_overrides, parse_set_flags
+from components.params.schema import ParamsError, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.model_registry import CHALLENGER, CHAMPION, ModelRegistry
-from components.presets import apply_preset
-from components.run_lock import project_lock
+from components.params.presets import apply_preset
+from components.release.registry import CHALLENGER, CHAMPION, ModelRegistry
+from components.release.run_lock import project_lock
 from tests.servers import mlflow_server, prefect_server
 
 pytestmark = pytest.mark.slow
@@ -144,7 +144,7 @@ def stages_run(output: str) -> set[str]:
 def test_editing_code_a_stage_imports_makes_dvc_rerun_it(project):
     """The stage deps come from the import graph: the engine's masks and log-probs are training code."""
     root = project[0]
-    for module in ("components/strided_masks.py", "components/token_logprobs.py"):
+    for module in ("components/engine/masks.py", "components/engine/token_logprobs.py"):
         original = (root / module).read_text()
         (root / module).write_text(original + "# edited\n")
         status = dvc(project, "status")

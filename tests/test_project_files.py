@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from components.params import load_params
+from components.params.schema import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +37,7 @@ def test_readme_make_targets_exist():
 def test_readme_yaml_snippets_validate():
     import yaml
 
-    from components.params import validate_params
+    from components.params.schema import validate_params
 
     readme = (ROOT / "README.md").read_text()
     for block in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S):

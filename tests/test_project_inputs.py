@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from components.params import validate_params
-from components.project_inputs import InputsError, check_inside_inputs, local_inputs, refresh
+from components.params.schema import validate_params
+from components.project.inputs import InputsError, check_inside_inputs, local_inputs, refresh
 
 DVC = str(Path(sys.executable).parent / "dvc")
 

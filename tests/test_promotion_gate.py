@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from components.gate_metrics import gate_metric, load_scores
-from components.paired_bootstrap import paired_bootstrap
-from components.params import ParamsError, validate_params
-from components.promotion_gate import GateConfig, decide
+from components.params.schema import ParamsError, validate_params
+from components.release.promotion.bootstrap import paired_bootstrap
+from components.release.promotion.gate import GateConfig, decide
+from components.release.promotion.scores import gate_metric, load_scores
 
 N = 40
 

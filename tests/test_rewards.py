@@ -1,15 +1,15 @@
 import pytest
 import torch
 
-from components.ebft_loss import LossConfig, ebft_loss
-from components.rewards import (
+from components.engine.layout import StridedLayout
+from components.method.loss import LossConfig, ebft_loss
+from components.method.rewards import (
     RewardConfig,
     alignment_and_diversity,
     compute_rewards,
     rloo_advantages,
     token_advantages,
 )
-from components.strided_layout import StridedLayout
 
 ALL_VALID = torch.ones(1, 3, dtype=torch.bool)
 

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from components.run_lock import PipelineLocked, project_lock
+from components.release.run_lock import PipelineLocked, project_lock
 
 HOLD = """
 import sys, time
-from components.run_lock import project_lock
+from components.release.run_lock import project_lock
 with project_lock(sys.argv[1], holder="flow run abc"):
     print("locked", flush=True)
     time.sleep(float(sys.argv[2]))

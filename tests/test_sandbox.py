@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from components.code_tasks import load_problems
-from components.sandbox import RunResult, SandboxLimits, isolation, run_program
+from components.evaluation.code_tasks import load_problems
+from components.evaluation.sandbox import RunResult, SandboxLimits, isolation, run_program
 
 FAST = SandboxLimits(wall_seconds=5, cpu_seconds=5, memory_mb=1024, max_processes=32, max_file_mb=1)
 

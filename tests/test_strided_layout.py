@@ -3,7 +3,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.strided_layout import StridedLayout
+from components.engine.layout import StridedLayout
 
 
 def test_paper_qa_layout():

@@ -5,8 +5,8 @@ import random
 import pytest
 import torch
 
-from components.strided_layout import StridedLayout
-from components.strided_masks import build_strided_masks, document_segments
+from components.engine.layout import StridedLayout
+from components.engine.masks import build_strided_masks, document_segments
 
 
 def random_layout(rng: random.Random) -> StridedLayout:

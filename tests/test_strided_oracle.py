@@ -6,15 +6,15 @@ import random
 import pytest
 import torch
 
-from components.causal_lm import logit_head
-from components.feature_network import FeatureConfig, FeatureNetwork
-from components.strided_forward import strided_logprobs
-from components.strided_layout import StridedLayout
-from components.strided_masks import build_strided_masks, document_segments
-from components.strided_reference import sample_strided_dense
-from components.strided_sampler import sample_strided
-from components.tiny_models import tiny_causal_lm
-from components.token_sampling import SamplingConfig
+from components.data.tiny_models import tiny_causal_lm
+from components.engine.causal_lm import logit_head
+from components.engine.dense_sampler import sample_strided_dense
+from components.engine.forward import strided_logprobs
+from components.engine.layout import StridedLayout
+from components.engine.masks import build_strided_masks, document_segments
+from components.engine.sampler import sample_strided
+from components.engine.token_sampling import SamplingConfig
+from components.method.feature_network import FeatureConfig, FeatureNetwork
 
 TOL = 1e-4
 LAYERS = [0, 2, -1]  # embeddings, a middle layer, the final normed state

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from components.causal_lm import check_logit_head
-from components.tiny_models import tiny_causal_lm
-from components.token_logprobs import token_logprobs
+from components.data.tiny_models import tiny_causal_lm
+from components.engine.causal_lm import check_logit_head
+from components.engine.token_logprobs import token_logprobs
 
 
 def reference(hidden, targets, head, temperature):

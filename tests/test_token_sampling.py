@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from components.token_sampling import SamplingConfig, sample_next_tokens
+from components.engine.token_sampling import SamplingConfig, sample_next_tokens
 
 
 def test_samples_follow_the_tempered_distribution():

@@ -5,7 +5,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from components.tracking import tracking_uri_scope
+from components.release.tracking import tracking_uri_scope
 from flows import train
 from tests.conftest import write_params
 from tests.servers import mlflow_server

@@ -14,8 +14,8 @@ import torch
 from mlflow import MlflowClient
 from safetensors.torch import load_file
 
-from components.feature_cache import FeatureCacheError
-from components.params import ParamsError
+from components.method.feature_cache import FeatureCacheError
+from components.params.schema import ParamsError
 from flows import train
 from tests.conftest import ROOT, link_inputs, write_params
 
@@ -181,9 +181,9 @@ def test_lora_and_gradient_checkpointing(workdir):
 
 
 def test_checkpoints_of_other_settings_and_partial_writes_are_not_resumed(workdir, capsys):
-    from components.checkpointing import TrainingState, save_checkpoint
-    from components.params import load_params
-    from components.strided_policy import StridedPolicy
+    from components.engine.policy import StridedPolicy
+    from components.params.schema import load_params
+    from components.training.checkpointing import TrainingState, save_checkpoint
     from flows.train import new_accelerator, prepare_policy
 
     # A finished checkpoint of a run with other settings, and what a kill during a checkpoint write leaves.
@@ -200,8 +200,8 @@ def test_checkpoints_of_other_settings_and_partial_writes_are_not_resumed(workdi
 
 
 def test_the_run_fingerprint_changes_with_code_params_and_data(workdir):
-    from components.code_deps import code_hash
-    from components.params import load_params
+    from components.params.schema import load_params
+    from components.project.code_deps import code_hash
     from flows.train import run_fingerprint
 
     params = load_params("params.yaml")

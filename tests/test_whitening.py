@@ -1,7 +1,7 @@
 import torch
 
-from components.rewards import alignment_and_diversity
-from components.whitening import whiten_features, whiten_samples
+from components.method.rewards import alignment_and_diversity
+from components.method.whitening import whiten_features, whiten_samples
 
 
 def test_sample_whitening_makes_distinct_samples_orthonormal():

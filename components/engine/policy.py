@@ -1,0 +1,65 @@
+"""The trainable policy as one ``nn.Module``: every computation on it, sampling included, is one ``forward`` call.
+
+DDP and FSDP expect one forward call per backward, and FSDP gathers sharded weights (embeddings, head) only inside
+the wrapped module's forward. The strided training forward calls the language model twice (chunk into the KV cache,
+then the generated tokens) and applies the head afterwards, and the sampler calls it G times: both run inside this
+module's forward, which accelerate wraps.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from components.engine.causal_lm import check_logit_head, core_model
+from components.engine.forward import ForwardMode, StridedLogprobs, strided_logprobs, teacher_forced_logprobs
+from components.engine.masks import StridedMasks
+from components.engine.sampler import StridedSamples, sample_strided
+from components.engine.token_sampling import Generators, SamplingConfig
+
+
+class StridedPolicy(torch.nn.Module):
+    def __init__(self, lm: torch.nn.Module):
+        super().__init__()
+        check_logit_head(lm)  # before any wrapper shards it
+        self.lm = lm
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        masks: StridedMasks,
+        gen_tokens: torch.Tensor | None = None,
+        *,
+        temperature: float = 1.0,
+        mode: ForwardMode = "cached",
+        chunk_size: int = 1024,
+        with_entropy: bool = False,
+        sample: SamplingConfig | None = None,
+        generator: Generators = None,
+    ) -> StridedLogprobs | StridedSamples | torch.Tensor:
+        """``sample`` given: strided sampling (StridedSamples, no gradients). ``gen_tokens`` given: the EBFT training
+        forward (StridedLogprobs). Neither: teacher-forced log-probs (B, L-1)."""
+        if sample is not None:
+            return sample_strided(self.lm, input_ids, masks.layout, sample, generator, masks)
+        if gen_tokens is None:
+            return teacher_forced_logprobs(self.lm, input_ids, masks, chunk_size=chunk_size)
+        return strided_logprobs(
+            self.lm,
+            input_ids,
+            gen_tokens,
+            masks,
+            temperature=temperature,
+            mode=mode,
+            chunk_size=chunk_size,
+            with_entropy=with_entropy,
+        )
+
+
+def as_policy_module(policy: torch.nn.Module) -> torch.nn.Module:
+    """A StridedPolicy (possibly already wrapped by DDP/FSDP) as is; a bare language model wrapped in one."""
+    return policy if isinstance(core_model(policy), StridedPolicy) else StridedPolicy(policy)
+
+
+def language_model(policy: torch.nn.Module) -> torch.nn.Module:
+    """The language model inside a (wrapped) StridedPolicy, for sampling without gradients."""
+    inner = core_model(policy)
+    return inner.lm if isinstance(inner, StridedPolicy) else inner
