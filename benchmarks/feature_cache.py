@@ -19,11 +19,30 @@ import torch
 
 from benchmarks.common import environment, smollm2_shaped_model, write_json
 from components.data.chunk_store import ChunkSplit
+from components.engine.config import SamplingConfig
 from components.engine.layout import StridedLayout
-from components.engine.token_sampling import SamplingConfig
-from components.method.ebft_step import EBFTConfig, EBFTStep
+from components.method.config import EBFTConfig, FeatureConfig
+from components.method.ebft_step import EBFTStep
 from components.method.feature_cache import FeatureCache, build_feature_cache, make_cache_key
-from components.method.feature_network import FeatureConfig, FeatureNetwork
+from components.method.feature_network import FeatureNetwork
+
+
+def time_rollouts(step: EBFTStep, split: ChunkSplit, cached: torch.Tensor, args) -> dict[str, list[float]]:
+    """Rollout wall times with the ground-truth features computed by the feature network and read from the cache."""
+    batch = split.batch(slice(0, args.batch)).to(args.device)
+    timings: dict[str, list[float]] = {
+        k: [] for k in ("computed", "from_cache", "computed_features_s", "from_cache_features_s")
+    }
+    for _ in range(args.repeats):
+        for mode in ("computed", "from_cache"):
+            gt = cached.to(args.device) if mode == "from_cache" else None
+            start = time.perf_counter()
+            rollout = step.rollout(batch, torch.Generator(device=args.device).manual_seed(0), gt_features=gt)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            timings[mode].append(time.perf_counter() - start)
+            timings[f"{mode}_features_s"].append(rollout.timings["features_s"])
+    return timings
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -54,20 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
         cache = FeatureCache.open(Path(tmp) / "features", key)
         cached = cache.features("train", slice(0, args.batch))
 
-    step = EBFTStep(policy, network, config)
-    batch = split.batch(slice(0, args.batch)).to(args.device)
-    timings: dict[str, list[float]] = {
-        k: [] for k in ("computed", "from_cache", "computed_features_s", "from_cache_features_s")
-    }
-    for _ in range(args.repeats):
-        for mode in ("computed", "from_cache"):
-            gt = cached.to(args.device) if mode == "from_cache" else None
-            start = time.perf_counter()
-            rollout = step.rollout(batch, torch.Generator(device=args.device).manual_seed(0), gt_features=gt)
-            if args.device.startswith("cuda"):
-                torch.cuda.synchronize()
-            timings[mode].append(time.perf_counter() - start)
-            timings[f"{mode}_features_s"].append(rollout.timings["features_s"])
+    timings = time_rollouts(EBFTStep(policy, network, config), split, cached, args)
     computed, from_cache = statistics.median(timings["computed"]), statistics.median(timings["from_cache"])
     record = {
         "benchmark": "feature_cache",

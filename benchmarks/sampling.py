@@ -21,10 +21,10 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.common import environment, run_isolated, smollm2_shaped_model, timed, write_json
+from components.engine.config import SamplingConfig
 from components.engine.dense_sampler import sample_strided_dense
 from components.engine.layout import StridedLayout
 from components.engine.sampler import sample_strided
-from components.engine.token_sampling import SamplingConfig
 
 METHODS = ("kv_cached", "dense_recompute", "naive_generate")
 
@@ -94,7 +94,7 @@ def run_method(method: str, seq_len: int, args: dict) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> dict:
+def parse_args(argv: list[str] | None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--seq-len", type=int, nargs="+", default=[512])
@@ -113,46 +113,37 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     args = vars(parser.parse_args(argv))
     args["dtype"] = args["dtype"] or ("bfloat16" if args["device"].startswith("cuda") else "float32")
+    return args
 
-    console = Console()
-    record = {
-        "benchmark": "strided_sampling",
-        "environment": environment(args["device"]),
-        "config": {k: v for k, v in args.items() if k not in ("out", "methods")},
-        "model": "SmolLM2-135M-shaped Llama, random weights (30 layers, hidden 576, 9/3 heads, vocab 49152)",
-        "results": [],
-    }
-    for seq_len in args["seq_len"]:
-        layout = StridedLayout(
-            seq_len=seq_len, context=args["context"], stride=args["stride"], block_len=args["block_len"]
-        )
-        entry = {"seq_len": seq_len, "num_blocks": layout.num_blocks, "methods": {}}
-        for method in args["methods"]:
-            console.log(f"L={seq_len}: {method} ...")
-            entry["methods"][method] = run_isolated(run_method, method, seq_len, args)
-            console.log(f"L={seq_len}: {method} {entry['methods'][method]['wall_s']:.2f} s")
-        methods = entry["methods"]
-        if "kv_cached" in methods:
-            cached = methods["kv_cached"]["wall_s"]
-            for other, key in (("dense_recompute", "speedup_vs_dense"), ("naive_generate", "speedup_vs_naive")):
-                if other in methods:
-                    entry[key] = round(methods[other]["wall_s"] / cached, 2)
-            if "dense_recompute" in methods:
-                entry["tokens_match_dense"] = methods["kv_cached"]["tokens"] == methods["dense_recompute"]["tokens"]
-        for m in methods.values():
-            m.pop("tokens")
-        record["results"].append(entry)
-        write_json(args["out"], record)  # after every length, so a long run leaves what it measured
 
+def measure_length(seq_len: int, args: dict, console: Console) -> dict:
+    """Every method at one chunk length, with the KV-cached sampler's speed-ups and whether its tokens match."""
+    layout = StridedLayout(seq_len=seq_len, context=args["context"], stride=args["stride"], block_len=args["block_len"])
+    entry = {"seq_len": seq_len, "num_blocks": layout.num_blocks, "methods": {}}
+    for method in args["methods"]:
+        console.log(f"L={seq_len}: {method} ...")
+        entry["methods"][method] = run_isolated(run_method, method, seq_len, args)
+        console.log(f"L={seq_len}: {method} {entry['methods'][method]['wall_s']:.2f} s")
+    methods = entry["methods"]
+    if "kv_cached" in methods:
+        cached = methods["kv_cached"]["wall_s"]
+        for other, key in (("dense_recompute", "speedup_vs_dense"), ("naive_generate", "speedup_vs_naive")):
+            if other in methods:
+                entry[key] = round(methods[other]["wall_s"] / cached, 2)
+        if "dense_recompute" in methods:
+            entry["tokens_match_dense"] = methods["kv_cached"]["tokens"] == methods["dense_recompute"]["tokens"]
+    for m in methods.values():
+        m.pop("tokens")
+    return entry
+
+
+def results_table(record: dict, args: dict) -> Table:
     table = Table(title=f"strided sampling on {args['device']} ({args['dtype']})")
     for col in ("L", "method", "wall s", "tokens/s", "peak MB", "positions", "speedup"):
         table.add_column(col, justify="right")
     for entry in record["results"]:
+        speedup = {"dense_recompute": entry.get("speedup_vs_dense"), "naive_generate": entry.get("speedup_vs_naive")}
         for method, m in entry["methods"].items():
-            speedup = {
-                "dense_recompute": entry.get("speedup_vs_dense"),
-                "naive_generate": entry.get("speedup_vs_naive"),
-            }
             table.add_row(
                 str(entry["seq_len"]),
                 method,
@@ -162,7 +153,23 @@ def main(argv: list[str] | None = None) -> dict:
                 str(m["model_positions_processed"]),
                 f"{speedup.get(method)}x" if speedup.get(method) else "",
             )
-    console.print(table)
+    return table
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    console = Console()
+    record = {
+        "benchmark": "strided_sampling",
+        "environment": environment(args["device"]),
+        "config": {k: v for k, v in args.items() if k not in ("out", "methods")},
+        "model": "SmolLM2-135M-shaped Llama, random weights (30 layers, hidden 576, 9/3 heads, vocab 49152)",
+        "results": [],
+    }
+    for seq_len in args["seq_len"]:
+        record["results"].append(measure_length(seq_len, args, console))
+        write_json(args["out"], record)  # after every length, so a long run leaves what it measured
+    console.print(results_table(record, args))
     console.print(f"written to {args['out']}")
     return record
 

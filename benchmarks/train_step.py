@@ -17,11 +17,12 @@ import time
 import torch
 
 from benchmarks.common import environment, run_isolated, smollm2_shaped_model, write_json
+from components.data.chunk_store import ChunkBatch
 from components.engine.policy import StridedPolicy
-from components.method.ebft_step import ChunkBatch, EBFTStep
+from components.method.ebft_step import EBFTStep
 from components.method.feature_network import FeatureNetwork
 from components.method.sft_step import SFTStep
-from components.params.schema import load_params
+from components.params.loading import load_params
 from components.training.memory import peak_memory, reset_peak_memory
 
 

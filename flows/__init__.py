@@ -1,1 +1,1 @@
-"""Prefect flows: thin wiring of components into the pipeline's stages (added with the orchestration work)."""
+"""Prefect flows and the stage entry points DVC runs: thin wiring of components/ into the pipeline."""

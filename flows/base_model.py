@@ -7,7 +7,7 @@ from pathlib import Path
 
 from components.data.atomic_io import atomic_directory, atomic_write_json
 from components.data.model_loading import build_base_model, resolve_model_spec, save_base_model
-from components.params.schema import load_params
+from components.params.loading import load_params
 from components.project.inputs import check_inside_inputs
 from flows.stage_cli import stage_main
 

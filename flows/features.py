@@ -9,16 +9,10 @@ import torch
 
 from components.data.atomic_io import atomic_write_json
 from components.data.chunk_store import load_split
-from components.data.model_loading import load_model, weights_sha256
-from components.method.feature_cache import build_feature_cache, make_cache_key
-from components.method.feature_network import FeatureNetwork
-from components.params.schema import Params, load_params
+from components.method.feature_cache import build_feature_cache, load_feature_network, make_cache_key
+from components.params.loading import load_params
 from components.project.inputs import check_inside_inputs
 from flows.stage_cli import stage_main
-
-
-def feature_network_dir(params: Params, model_dir: str) -> str:
-    return model_dir if params.features.network == "base" else params.features.network
 
 
 def run(
@@ -30,22 +24,15 @@ def run(
 ) -> dict:
     params = load_params(params_path)
     check_inside_inputs(params, Path.cwd())  # DVC must see a local input change
-    layout = params.strided_layout()
+    layout, masking = params.strided_layout(), params.layout.document_masking
     start = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    network_dir = feature_network_dir(params, model_dir)
-    network = FeatureNetwork(load_model(network_dir, params.features.dtype, device), params.features.feature_config())
+    network, sha = load_feature_network(params.features, model_dir, device)
     splits = {split: load_split(data_dir, split) for split in params.features.splits}
-    key = make_cache_key(weights_sha256(network_dir), network, splits, layout, params.layout.document_masking)
-    print(f"features: {network_dir} layers {network.layers}, {params.features.pooling} pooling, on {device}")
+    key = make_cache_key(sha, network, splits, layout, masking)
+    print(f"features: network {params.features.network!r}, layers {network.layers}, {params.features.pooling} pooling")
     stats = build_feature_cache(
-        cache_dir,
-        network,
-        splits,
-        layout,
-        key,
-        document_masking=params.layout.document_masking,
-        batch_size=params.features.batch_size,
+        cache_dir, network, splits, layout, key, document_masking=masking, batch_size=params.features.batch_size
     )
     metrics = {"key": key.digest(), "splits": stats, "seconds": round(time.perf_counter() - start, 2)}
     atomic_write_json(metrics_path, metrics)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -29,18 +28,19 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from components.params.loading import load_params
 from components.params.overrides import apply_overrides, parse_set_flags, with_overrides
-from components.params.schema import Params, load_params
+from components.params.schema import Params
+from components.project import dvc
 from components.project.code_deps import dvc_yaml_problems
 from components.project.inputs import check_inside_inputs, refresh
-from components.release.pipeline_report import StageOutcome, mlflow_links, render, write_report
+from components.release.pipeline_report import StageOutcome, console_summary, mlflow_links, render, write_report
 from components.release.promotion.register import NotComparable, PromotionResult, register_and_gate
-from components.release.registry import ModelRegistry
+from components.release.registry import ModelRegistry, unreachable
 from components.release.run_lock import project_lock
-from components.release.tracking import resolve_tracking_uri
+from components.release.tracking import experiment_id, resolve_tracking_uri
 
 STAGES = ("base_model", "prepare", "features", "train", "evaluate")
-BIN = Path(sys.executable).parent
 BACKOFF = [5, 20, 60]
 
 
@@ -48,53 +48,22 @@ def infrastructure_failure(task, task_run, state) -> bool:
     """Retry only what a flaky server or network explains; a bug or bad input fails the same way again."""
     try:
         state.result()
-    except (ConnectionError, TimeoutError, OSError):
-        return True
     except Exception as err:  # classify, then let Prefect record it
-        from mlflow.exceptions import MlflowException
-
-        if not isinstance(err, MlflowException):
-            return False
-        # the REST client's own retries are exhausted ("API request to ... failed"), or the server says to wait
-        unreachable = "API request to" in str(err) and "failed with exception" in str(err)
-        return unreachable or err.error_code in ("TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED")
+        return unreachable(err)
     return False
-
-
-def tool_env() -> dict[str, str]:
-    """Stage commands (`python -m flows.<stage>`) must find this environment's python and dvc."""
-    return os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-
-
-def stream(cmd: list[str]) -> tuple[int, str]:
-    """Run ``cmd``, echoing its output live (progress bars included); returns (exit code, output)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=tool_env())
-    seen = []
-    for raw in iter(lambda: proc.stdout.read1(4096), b""):
-        sys.stdout.write(raw.decode(errors="replace"))
-        sys.stdout.flush()
-        seen.append(raw)
-    return proc.wait(), b"".join(seen).decode(errors="replace")
 
 
 @task(name="dvc-sync", retries=3, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
 def sync_data(direction: str) -> str:
     """``dvc pull`` before / ``dvc push`` after, when a DVC remote is configured (remote storage: retried)."""
-    remotes = subprocess.run([str(BIN / "dvc"), "remote", "list"], capture_output=True, text=True, env=tool_env())
-    if not remotes.stdout.strip():
-        return f"dvc {direction}: no DVC remote configured (local cache only)"
-    cmd = [str(BIN / "dvc"), direction] + (["--allow-missing"] if direction == "pull" else [])
-    code, out = stream(cmd)
-    if code:
-        raise ConnectionError(f"`{' '.join(cmd[-2:])}` failed ({code}): {out[-500:]}")
-    return f"dvc {direction}: done"
+    return dvc.sync(direction)
 
 
 @task(name="refresh-inputs", retries=3, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
 def refresh_inputs() -> str:
     """Imports brought up to date with their source, new or edited data in inputs/ recorded as a DVC version (an
     import's source may be remote storage: retried)."""
-    summary = refresh(Path.cwd(), str(BIN / "dvc")).summary()
+    summary = refresh(Path.cwd(), str(dvc.BIN / "dvc")).summary()
     get_run_logger().info(summary)
     return summary
 
@@ -102,29 +71,22 @@ def refresh_inputs() -> str:
 @task(name="dvc-repro-stage", task_run_name="repro-{stage}", retries=0, cache_policy=NO_CACHE)
 def repro_stage(stage: str) -> StageOutcome:
     start = time.perf_counter()
-    code, out = stream([str(BIN / "dvc"), "repro", "--single-item", stage])
-    if code:
-        raise RuntimeError(f"stage {stage!r} failed (dvc repro exit {code}); its output is above")
-    ran = f"Running stage '{stage}'" in out
+    ran = dvc.repro_stage(stage)
     get_run_logger().info("stage %s: %s", stage, "ran" if ran else "unchanged, skipped")
     return StageOutcome(stage, ran, time.perf_counter() - start)
 
 
-@task(
-    name="register-and-gate",
-    retries=3,
-    retry_delay_seconds=BACKOFF,
-    retry_condition_fn=infrastructure_failure,
-    cache_policy=NO_CACHE,
-)
+@task(name="register-and-gate", retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=infrastructure_failure,
+      cache_policy=NO_CACHE)  # fmt: skip
 def registry_step(uri: str, flow_run_id: str | None) -> PromotionResult:
     params = load_params("params.yaml")
-    reg = params.registry
-    registry = ModelRegistry(uri, reg.name)
-    from flows.evaluate import IncomparableModel, evaluate_other_model  # torch and the models: only when gating
+    registry = ModelRegistry(uri, params.registry.name)
 
     def champion_on_this_runs_data(champion: ModelVersion, scratch: Path) -> Path:
         """New data or eval settings since the champion was gated: score it again, as the evaluate stage would."""
+        from components.evaluation.suite import IncomparableModel  # torch and the models: only when gating
+        from flows.evaluate import evaluate_other_model
+
         print(f"gate: re-evaluating champion v{champion.version} on this run's held-out data")
         model_dir = registry.download_model(champion, scratch / "model")
         try:
@@ -133,16 +95,9 @@ def registry_step(uri: str, flow_run_id: str | None) -> PromotionResult:
             raise NotComparable(str(err)) from err
 
     return register_and_gate(
-        registry, Path.cwd(), params.registered_method, reg.gate, params.train.seed, flow_run_id,
+        registry, Path.cwd(), params.registered_method, params.registry.gate, params.train.seed, flow_run_id,
         reevaluate=champion_on_this_runs_data,
     )  # fmt: skip
-
-
-def experiment_id(uri: str, name: str) -> str | None:
-    from mlflow import MlflowClient
-
-    found = MlflowClient(tracking_uri=uri).get_experiment_by_name(name)
-    return found.experiment_id if found else None
 
 
 def preflight(project: Path, overrides: dict[str, Any]) -> Params:
@@ -162,12 +117,10 @@ def pipeline(project_dir: str = ".", overrides: dict[str, Any] | None = None, lo
     `champion`, report. ``overrides`` (dotted keys, e.g. ``{"train.steps": 100}``) are written into params.yaml."""
     project = Path(project_dir).resolve()
     os.chdir(project)  # stages, DVC and the default MLflow store all work relative to the project
-    params_path = project / "params.yaml"
     params = preflight(project, overrides or {})
-    uri = resolve_tracking_uri(params.tracking.uri)
-    run_id = flow_run.id
+    uri, run_id = resolve_tracking_uri(params.tracking.uri), flow_run.id
     with project_lock(project / ".ebft" / "pipeline.lock", wait_s=lock_wait_s, holder=f"flow run {run_id}"):
-        changes = apply_overrides(params_path, overrides or {})
+        changes = apply_overrides(project / "params.yaml", overrides or {})
         inputs = refresh_inputs()
         notes = [*(f"params.yaml override {change}" for change in changes), inputs, sync_data("pull")]
         stages = [repro_stage(stage) for stage in STAGES]
@@ -176,13 +129,8 @@ def pipeline(project_dir: str = ".", overrides: dict[str, Any] | None = None, lo
 
     eval_path = project / "metrics/eval.json"
     eval_metrics = json.loads(eval_path.read_text())["models"] if eval_path.exists() else {}
-    links = mlflow_links(
-        uri,
-        params.registry.name,
-        promotion.version if promotion else None,
-        promotion.mlflow_run_id if promotion else None,
-        experiment_id(uri, params.tracking.experiment),
-    )
+    version, run = (promotion.version, promotion.mlflow_run_id) if promotion else (None, None)
+    links = mlflow_links(uri, params.registry.name, version, run, experiment_id(uri, params.tracking.experiment))
     report = render(stages, eval_metrics, promotion, links, params.registry.gate.primary, notes)
     write_report(project / "reports/latest.md", report)
     if run_id:
@@ -196,26 +144,9 @@ def pipeline(project_dir: str = ".", overrides: dict[str, Any] | None = None, lo
         "tracking_uri": uri,
     }
     # on the console itself, not only in Prefect's log (log_prints turns print() into log records)
-    sys.stdout.write(where_to_look(summary, params.registry.name, links) + "\n")
+    sys.stdout.write(console_summary(summary, params.registry.name, links) + "\n")
     sys.stdout.flush()
     return summary
-
-
-def where_to_look(summary: dict, name: str, links: list[str]) -> str:
-    p = summary["promotion"]
-    lines = ["", "=" * 72, "EBFT pipeline finished"]
-    lines += [f"  {summary['inputs']}"] + [f"  override {change}" for change in summary["overrides"]]
-    lines += ["  stages: " + ", ".join(f"{k} {v}" for k, v in summary["stages"].items())]
-    lines += [f"  metrics table: metrics/comparison.md   report: {summary['report']}"]
-    if p:
-        lines += [
-            f"  registered: {name} v{p['version']} ({'new' if p['newly_registered'] else 'unchanged'}) "
-            f"@challenger; gate: {p['decision']} ({p['reason']})",
-            f"  champion: {name} v{p['champion']}; load it with "
-            f"mlflow.transformers.load_model('models:/{name}@champion')",
-        ]
-    lines += [f"  {link}" for link in links] + ["=" * 72]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:

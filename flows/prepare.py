@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from components.data.atomic_io import atomic_directory, atomic_write_json
-from components.data.chunk_store import save_split
 from components.data.model_loading import load_tokenizer, tokenizer_sha256
 from components.data.packing import prepare_chunks
 from components.data.sources import make_source
-from components.params.schema import load_params
+from components.params.loading import load_params
 from components.project.inputs import check_inside_inputs
 from flows.stage_cli import stage_main
 
@@ -42,16 +40,7 @@ def run(
         completion_template=data.completion_template,
     )
     with atomic_directory(data_dir) as tmp:
-        for split, chunks in prepared.splits.items():
-            save_split(tmp / f"{split}.safetensors", chunks)
-            in_chunks = set(prepared.in_chunks[split].tolist())
-            with open(tmp / f"{split}.jsonl", "w", encoding="utf-8") as f:
-                for i, doc in enumerate(prepared.documents[split]):
-                    row = {"doc_id": i, "origin": doc.origin, "in_chunks": i in in_chunks}
-                    row.update(
-                        {"prompt": doc.prompt, "completion": doc.completion} if doc.is_qa else {"text": doc.text}
-                    )
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        prepared.save(tmp)
     card = {
         "source": data.source,
         "source_fingerprint": source.fingerprint(),

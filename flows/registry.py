@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from components.params.schema import ParamsError, load_params
+from components.params.loading import ParamsError, load_params
 from components.release.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
 from components.release.tracking import resolve_tracking_uri
 

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from components.params.schema import ParamsError
+from components.params.loading import ParamsError
 
 
 def stage_main(run: Callable[..., dict], description: str, argv: list[str] | None = None) -> None:

@@ -30,10 +30,8 @@ os.environ.update(HERMETIC_ENV)  # before anything imports huggingface_hub, mlfl
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-import yaml  # noqa: E402
 
-from components.params.presets import apply_preset  # noqa: E402
-from components.params.schema import deep_merge  # noqa: E402
+from tests.helpers.project import link_inputs, write_params  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -43,16 +41,6 @@ def _seed() -> None:
 
 # A tiny but complete project (tiny preset): base model, packed data and feature cache, built once per session.
 # Tests work in their own folder that links these read-only inputs and holds its own params and outputs.
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def write_params(path: Path, overrides: dict | None = None) -> Path:
-    params = apply_preset(yaml.safe_load((ROOT / "params.yaml").read_text()), "tiny")
-    params = deep_merge(params, overrides or {})
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    return path
-
-
 @pytest.fixture(scope="session")
 def tiny_project(tmp_path_factory) -> Path:
     from flows import base_model, features, prepare
@@ -63,14 +51,6 @@ def tiny_project(tmp_path_factory) -> Path:
     prepare.run(str(params), root / "models/tokenizer", root / "data", root / "metrics/data_card.json")
     features.run(str(params), root / "data", root / "models/base", root / "features", root / "metrics/features.json")
     return root
-
-
-def link_inputs(project: Path, folder: Path) -> Path:
-    """Make ``folder`` a working folder over ``project``'s read-only inputs (outputs stay in ``folder``)."""
-    (folder / "models").mkdir(parents=True, exist_ok=True)
-    for name in ("data", "features", "models/base", "models/tokenizer"):
-        (folder / name).symlink_to((project / name).resolve())
-    return folder
 
 
 @pytest.fixture

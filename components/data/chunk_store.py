@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from components.method.ebft_step import ChunkBatch
+
+@dataclass(frozen=True)
+class ChunkBatch:
+    """Packed token chunks (B, L), with optional document ids and answer-token mask of the same shape."""
+
+    input_ids: torch.Tensor
+    doc_ids: torch.Tensor | None = None
+    qa_mask: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("doc_ids", "qa_mask"):
+            t = getattr(self, name)
+            if t is not None and t.shape != self.input_ids.shape:
+                raise ValueError(f"{name} shape {tuple(t.shape)} != input_ids shape {tuple(self.input_ids.shape)}")
+
+    def to(self, device: torch.device | str) -> ChunkBatch:
+        moved = {k: None if v is None else v.to(device) for k, v in self.__dict__.items()}
+        return replace(self, **moved)
 
 
 @dataclass(frozen=True)

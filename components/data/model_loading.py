@@ -21,6 +21,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
 
 from components.data.asset_fetch import pypi_package
+from components.data.hashing import update_with_file
 from components.data.tiny_models import tiny_causal_lm
 
 OFFLINE_MODELS = {
@@ -112,9 +113,7 @@ def weights_sha256(model_dir: str | Path) -> str:
         raise ModelSpecError(f"{model_dir} holds no .safetensors weights")
     for path in files:
         digest.update(path.name.encode() + b"\0")
-        with open(path, "rb") as f:
-            for block in iter(lambda f=f: f.read(1 << 22), b""):
-                digest.update(block)
+        update_with_file(digest, path)
     return digest.hexdigest()
 
 

@@ -12,16 +12,18 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from components.data.chunk_store import ChunkSplit
-from components.data.sources import BadRecord, DataError, Document
+from components.data.chunk_store import ChunkSplit, save_split
+from components.data.records import BadRecord, DataError, Document
 
 SPLITS = ("train", "val", "test")
 
@@ -141,6 +143,17 @@ class PreparedData:
     documents: dict[str, list[Document]]  # every document of each split, in packing order
     in_chunks: dict[str, np.ndarray]  # indices (into documents[split]) of the documents the kept chunks contain
     card: dict
+
+    def save(self, folder: Path) -> None:
+        """``<split>.safetensors`` (the chunks) and ``<split>.jsonl`` (every document, and whether it is in them)."""
+        for split, chunks in self.splits.items():
+            save_split(folder / f"{split}.safetensors", chunks)
+            in_chunks = set(self.in_chunks[split].tolist())
+            with open(folder / f"{split}.jsonl", "w", encoding="utf-8") as f:
+                for i, doc in enumerate(self.documents[split]):
+                    row = {"doc_id": i, "origin": doc.origin, "in_chunks": i in in_chunks}
+                    text = {"prompt": doc.prompt, "completion": doc.completion} if doc.is_qa else {"text": doc.text}
+                    f.write(json.dumps(row | text, ensure_ascii=False) + "\n")
 
 
 def prepare_chunks(

@@ -11,10 +11,11 @@ from __future__ import annotations
 import torch
 
 from components.engine.causal_lm import compute_dtype, hidden_states, logit_head
+from components.engine.config import SamplingConfig
 from components.engine.layout import StridedLayout
 from components.engine.masks import StridedMasks, build_strided_masks
 from components.engine.sampler import StridedSamples, eval_mode
-from components.engine.token_sampling import Generators, SamplingConfig, sample_next_tokens
+from components.engine.token_sampling import Generators, sample_next_tokens
 
 
 @torch.no_grad()

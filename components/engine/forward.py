@@ -13,15 +13,14 @@ Ground-truth log-probs (CE) come from the chunk rows at temperature 1; they neve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
 from components.engine.causal_lm import HiddenLayers, hidden_states, logit_head, new_cache
+from components.engine.config import ForwardMode
 from components.engine.masks import StridedMasks
 from components.engine.token_logprobs import token_logprobs
 
-ForwardMode = Literal["cached", "dense"]
 Hidden = tuple[torch.Tensor | None, ...]
 
 

@@ -1,4 +1,4 @@
-"""Geometry of strided block-parallel sampling (EBFT spec §2).
+"""Geometry of strided block-parallel sampling (docs/method.md §2).
 
 A chunk of ``seq_len`` (L) tokens is cut into ``num_blocks`` (NB) overlapping targets: block k starts at the
 anchor ``a_k = context + k * stride``, conditions on the whole prefix ``x[0:a_k]`` and generates ``block_len`` (G)
@@ -12,25 +12,33 @@ tokens to the KV cache. Its position id is ``a_k + g``.
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-class StridedLayout(BaseModel):
-    """Chunk length L, context offset C, stride s and block length G, validated together."""
+class BlockGeometry(BaseModel):
+    """Context offset C, stride s and block length G: the layout of blocks, whatever the chunk length."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    seq_len: int
-    context: int
-    stride: int
-    block_len: int
+    context: int = Field(8, description="C: tokens before the first block")
+    stride: int = Field(8, description="s: distance between block anchors")
+    block_len: int = Field(8, description="G: tokens generated per block")
 
     @model_validator(mode="after")
-    def _check(self) -> StridedLayout:
-        for name in ("seq_len", "context", "stride", "block_len"):
-            value = getattr(self, name)
-            if value < 1:
-                raise ValueError(f"{name}={value} must be a positive integer")
+    def _check_positive(self) -> BlockGeometry:
+        for name in ("context", "stride", "block_len"):
+            _positive(name, getattr(self, name))
+        return self
+
+
+class StridedLayout(BlockGeometry):
+    """Chunk length L with C, s and G, validated together."""
+
+    seq_len: int
+
+    @model_validator(mode="after")
+    def _check_tiling(self) -> StridedLayout:
+        _positive("seq_len", self.seq_len)
         L, C, s, G = self.seq_len, self.context, self.stride, self.block_len
         if C + G > L:
             raise ValueError(
@@ -86,3 +94,8 @@ class StridedLayout(BaseModel):
             raise ValueError(f"expected {g * nb} generated tokens at dim {dim}, got shape {tuple(step_major.shape)}")
         split = step_major.reshape(*step_major.shape[:dim], g, nb, *step_major.shape[dim + 1 :])
         return split.transpose(dim, dim + 1)
+
+
+def _positive(name: str, value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{name}={value} must be a positive integer")

@@ -106,30 +106,10 @@ def build_strided_masks(
     causal = pos[:, None] >= pos[None, :]
     prompt_allowed = causal[None] & (segment[:, :, None] == segment[:, None, :])
 
-    # Generated token (g, k) -> chunk keys [start of its context's document, a_k).
-    ctx = anchors - 1
-    ctx_start = start_of[:, ctx]  # (B|1, NB)
-    to_chunk = (pos[None, None, :] < anchors[None, :, None]) & (pos[None, None, :] >= ctx_start[:, :, None])
-    to_chunk = to_chunk[:, None].expand(-1, G, -1, -1).reshape(-1, G * NB, L)
-    # Generated token (g, k) -> generated keys (g', k) with g' <= g: its own block's earlier tokens and itself.
-    same_block = torch.eye(NB, dtype=torch.bool, device=device)
-    not_later = steps[:, None] >= steps[None, :]
-    to_gen = (not_later[:, None, :, None] & same_block[None, :, None, :]).reshape(G * NB, G * NB)
-    gen_allowed = torch.cat([to_chunk, to_gen[None].expand(to_chunk.shape[0], -1, -1)], dim=2)
-
-    gen_positions = prompt_positions[:, ctx][:, None, :] + 1 + steps[None, :, None]  # (B|1, G, NB)
+    gen_allowed = _generated_attention(layout, pos, start_of)
+    gen_positions = prompt_positions[:, anchors - 1][:, None, :] + 1 + steps[None, :, None]  # (B|1, G, NB)
     gen_positions = gen_positions.reshape(-1, G * NB)
-
-    block_valid = torch.ones(1, NB, dtype=torch.bool, device=device)
-    target_mask = torch.ones(1, L - 1, dtype=torch.bool, device=device)
-    if doc_ids is not None:
-        block_valid = block_valid & (segment[:, anchors + G - 1] == segment[:, ctx])
-        target_mask = target_mask & (segment[:, 1:] == segment[:, :-1])
-    if qa_mask is not None:
-        qa = qa_mask.bool()
-        counts = torch.nn.functional.pad(qa.long().cumsum(dim=1), (1, 0))
-        block_valid = block_valid & ((counts[:, anchors + G] - counts[:, anchors]) == G)
-        target_mask = target_mask & qa[:, 1:]
+    block_valid, target_mask = _counted(layout, segment if doc_ids is not None else None, qa_mask, pos.device)
 
     return StridedMasks(
         layout=layout,
@@ -140,6 +120,41 @@ def build_strided_masks(
         block_valid=block_valid,
         target_mask=target_mask,
     )
+
+
+def _generated_attention(layout: StridedLayout, pos: torch.Tensor, start_of: torch.Tensor) -> torch.Tensor:
+    """(B|1, NB*G, L + NB*G) bool: generated token (g, k) sees the chunk from the start of its context's document up
+    to a_k, its own block's earlier tokens, and itself."""
+    G, NB, device = layout.block_len, layout.num_blocks, pos.device
+    anchors, steps = layout.anchors(device), torch.arange(G, device=device)
+    ctx_start = start_of[:, anchors - 1]  # (B|1, NB)
+    to_chunk = (pos[None, None, :] < anchors[None, :, None]) & (pos[None, None, :] >= ctx_start[:, :, None])
+    to_chunk = to_chunk[:, None].expand(-1, G, -1, -1).reshape(-1, G * NB, pos.shape[0])
+    same_block = torch.eye(NB, dtype=torch.bool, device=device)
+    not_later = steps[:, None] >= steps[None, :]
+    to_gen = (not_later[:, None, :, None] & same_block[None, :, None, :]).reshape(G * NB, G * NB)
+    return torch.cat([to_chunk, to_gen[None].expand(to_chunk.shape[0], -1, -1)], dim=2)
+
+
+def _counted(
+    layout: StridedLayout, segment: torch.Tensor | None, qa_mask: torch.Tensor | None, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which blocks take part in rewards, (B|1, NB), and which teacher-forced targets count in CE, (B|1, L-1):
+    with document masking (``segment``) blocks within one document and targets that do not start one; with QA
+    masking blocks and targets of answer tokens only."""
+    L, G, NB = layout.seq_len, layout.block_len, layout.num_blocks
+    anchors = layout.anchors(device)
+    block_valid = torch.ones(1, NB, dtype=torch.bool, device=device)
+    target_mask = torch.ones(1, L - 1, dtype=torch.bool, device=device)
+    if segment is not None:
+        block_valid = block_valid & (segment[:, anchors + G - 1] == segment[:, anchors - 1])
+        target_mask = target_mask & (segment[:, 1:] == segment[:, :-1])
+    if qa_mask is not None:
+        qa = qa_mask.bool()
+        counts = torch.nn.functional.pad(qa.long().cumsum(dim=1), (1, 0))
+        block_valid = block_valid & ((counts[:, anchors + G] - counts[:, anchors]) == G)
+        target_mask = target_mask & qa[:, 1:]
+    return block_valid, target_mask
 
 
 def repeat_rows(t: torch.Tensor, n: int) -> torch.Tensor:

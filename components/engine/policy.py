@@ -11,10 +11,11 @@ from __future__ import annotations
 import torch
 
 from components.engine.causal_lm import check_logit_head, core_model
-from components.engine.forward import ForwardMode, StridedLogprobs, strided_logprobs, teacher_forced_logprobs
+from components.engine.config import ForwardMode, SamplingConfig
+from components.engine.forward import StridedLogprobs, strided_logprobs, teacher_forced_logprobs
 from components.engine.masks import StridedMasks
 from components.engine.sampler import StridedSamples, sample_strided
-from components.engine.token_sampling import Generators, SamplingConfig
+from components.engine.token_sampling import Generators
 
 
 class StridedPolicy(torch.nn.Module):

@@ -1,4 +1,4 @@
-"""KV-cached strided block-parallel sampler (EBFT spec §2).
+"""KV-cached strided block-parallel sampler (docs/method.md §2).
 
 Per batch: one prefill of each chunk (B rows, L tokens), shared by its n samples through the KV cache; then every
 sampling step feeds the NB newest tokens of each of the B*n sequences, attending to the cached chunk and to their own
@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import torch
 
 from components.engine.causal_lm import compute_dtype, hidden_states, logit_head, new_cache
+from components.engine.config import SamplingConfig
 from components.engine.layout import StridedLayout
 from components.engine.masks import StridedMasks, build_strided_masks
-from components.engine.token_sampling import Generators, SamplingConfig, sample_next_tokens
+from components.engine.token_sampling import Generators, sample_next_tokens
 
 
 @dataclass(frozen=True)

@@ -5,18 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
-
-
-class SamplingConfig(BaseModel):
-    """How continuations are sampled. ``n_samples`` continuations are drawn per block of each chunk."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    n_samples: int = Field(4, ge=1, description="samples per chunk (n); RLOO needs >= 2, a diversity baseline >= 3")
-    temperature: float = Field(0.6, gt=0, description="sampling temperature T; policy log-probs use the same T")
-    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass; 1 disables it")
-
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Literal
 
-from components.data.sources import DataFrameBenchSource, HumanEvalSource, MBPPSource
+from components.data.offline_sources import DataFrameBenchSource, HumanEvalSource, MBPPSource
+from components.evaluation.config import CodeTask
 
-CodeTask = Literal["humaneval", "mbpp", "dataframebench"]
 HUMANEVAL_STOPS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#")  # Chen et al. 2021
 FENCE = "\n```"
 # DataFrameBench test files end by running unittest.main(), which exits the process; its runner is ours instead.

@@ -9,25 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
-
-class DecodingConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    samples: int = Field(1, ge=1, description="completions per prompt (n of pass@k)")
-    temperature: float = Field(0.0, ge=0, description="0 = greedy")
-    top_p: float = Field(1.0, gt=0, le=1)
-    max_new_tokens: int = Field(256, ge=1)
-    batch_size: int = Field(8, ge=1, description="prompts per generate call")
-    seed: int = 0
-
-    @model_validator(mode="after")
-    def _check(self) -> DecodingConfig:
-        if self.samples > 1 and self.temperature == 0:
-            raise ValueError(f"samples={self.samples} at temperature 0 would all be the same greedy completion")
-        return self
+from components.evaluation.config import DecodingConfig
 
 
 def truncate_at_stop(text: str, stop: Sequence[str]) -> str:

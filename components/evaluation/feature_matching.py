@@ -4,7 +4,7 @@ For every block, k samples from the model are embedded by the frozen feature net
 ground-truth features (from the feature cache):
 - alignment: mean over samples of cos(φ_i, φ_gt) (pass@1-style), and best-of-k: max over samples;
 - diversity: mean cosine between distinct samples;
-- CFM loss: ||mean_i φ_i - φ_gt||², the conditional feature-matching loss of EBFT spec §1;
+- CFM loss: ||mean_i φ_i - φ_gt||², the conditional feature-matching loss (docs/method.md §1);
 - token match: fraction of generated tokens equal to the ground truth at their position.
 Per-chunk values average the chunk's valid blocks; the per-block alignments are kept for distribution plots.
 """
@@ -17,10 +17,10 @@ from tqdm.auto import tqdm
 from components.data.chunk_store import ChunkSplit
 from components.data.order import chunk_generators
 from components.engine.causal_lm import compute_dtype, model_device
+from components.engine.config import SamplingConfig
 from components.engine.layout import StridedLayout
 from components.engine.masks import build_strided_masks
 from components.engine.sampler import sample_strided
-from components.engine.token_sampling import SamplingConfig
 from components.method.feature_network import FeatureNetwork
 
 

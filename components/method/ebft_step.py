@@ -12,68 +12,21 @@ gradients and returns the scalar objective with dashboard diagnostics. The train
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from components.data.chunk_store import ChunkBatch
 from components.engine.causal_lm import compute_dtype
-from components.engine.forward import ForwardMode, strided_logprobs
-from components.engine.layout import StridedLayout
+from components.engine.forward import strided_logprobs
 from components.engine.masks import StridedMasks, build_strided_masks
 from components.engine.policy import as_policy_module, language_model
 from components.engine.sampler import StridedSamples
-from components.engine.token_sampling import Generators, SamplingConfig
-from components.method.feature_network import FeatureConfig, FeatureNetwork
-from components.method.loss import LossConfig, ebft_loss, masked_mean, masked_std
-from components.method.rewards import RewardConfig, Rewards, compute_rewards, token_advantages
-
-
-class EBFTConfig(BaseModel):
-    """Everything one EBFT step needs; each part is validated on its own and the combination here."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    layout: StridedLayout
-    sampling: SamplingConfig = SamplingConfig()
-    features: FeatureConfig = FeatureConfig()
-    rewards: RewardConfig = RewardConfig()
-    loss: LossConfig = LossConfig()
-    document_masking: bool = Field(False, description="packed documents never see each other")
-    qa_masking: bool = Field(False, description="rewards and CE only on answer tokens")
-    forward_mode: ForwardMode = Field("cached", description="'dense' is needed with gradient checkpointing")
-    logit_chunk_size: int = Field(1024, ge=1, description="positions per chunk of the vocabulary projection")
-
-    @model_validator(mode="after")
-    def _check_combination(self) -> EBFTConfig:
-        n = self.sampling.n_samples
-        if self.loss.rl_coef > 0 and n < 2:
-            raise ValueError(f"sampling.n_samples={n}: the RLOO baseline needs at least 2 samples per chunk")
-        if self.loss.rl_coef > 0 and self.rewards.diversity_coef > 0 and n < 3:
-            raise ValueError(
-                f"sampling.n_samples={n} with rewards.diversity_coef={self.rewards.diversity_coef}: the diversity "
-                "baseline needs n_samples >= 3; raise n_samples or set diversity_coef to 0"
-            )
-        return self
-
-
-@dataclass(frozen=True)
-class ChunkBatch:
-    """Packed token chunks (B, L), with optional document ids and answer-token mask of the same shape."""
-
-    input_ids: torch.Tensor
-    doc_ids: torch.Tensor | None = None
-    qa_mask: torch.Tensor | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("doc_ids", "qa_mask"):
-            t = getattr(self, name)
-            if t is not None and t.shape != self.input_ids.shape:
-                raise ValueError(f"{name} shape {tuple(t.shape)} != input_ids shape {tuple(self.input_ids.shape)}")
-
-    def to(self, device: torch.device | str) -> ChunkBatch:
-        moved = {k: None if v is None else v.to(device) for k, v in self.__dict__.items()}
-        return replace(self, **moved)
+from components.engine.token_sampling import Generators
+from components.method.config import EBFTConfig
+from components.method.feature_network import FeatureNetwork
+from components.method.loss import ebft_loss, masked_mean, masked_std
+from components.method.rewards import Rewards, compute_rewards, token_advantages
 
 
 @dataclass(frozen=True)

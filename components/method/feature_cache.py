@@ -20,9 +20,11 @@ from tqdm.auto import tqdm
 
 from components.data.atomic_io import atomic_directory
 from components.data.chunk_store import ChunkSplit
+from components.data.model_loading import load_model, weights_sha256
 from components.engine.causal_lm import compute_dtype, model_device
 from components.engine.layout import StridedLayout
 from components.engine.masks import build_strided_masks
+from components.method.config import FeaturesConfig
 from components.method.feature_network import FeatureNetwork
 
 INDEX = "index.json"
@@ -131,6 +133,11 @@ class FeatureCache:
         self.index = index
         self._loaded: dict[str, torch.Tensor] = {}
 
+    @property
+    def digest(self) -> str:
+        """The digest of the key the cache was built with."""
+        return self.index["digest"]
+
     @classmethod
     def open(cls, directory: str | Path, expected: FeatureCacheKey) -> FeatureCache:
         directory = Path(directory)
@@ -176,3 +183,13 @@ def make_cache_key(
         data_sha256={split: chunks.content_hash() for split, chunks in splits.items()},
         settings=feature_settings(network, layout, document_masking),
     )
+
+
+def load_feature_network(
+    config: FeaturesConfig, base_dir: str | Path, device: str | torch.device
+) -> tuple[FeatureNetwork, str]:
+    """The frozen feature network ``config.network`` names ('base': the base model in ``base_dir``), and the sha256
+    of its weights (part of every cache key)."""
+    network_dir = str(base_dir) if config.network == "base" else config.network
+    network = FeatureNetwork(load_model(network_dir, config.dtype, device), config.feature_config())
+    return network, weights_sha256(network_dir)

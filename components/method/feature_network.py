@@ -1,4 +1,4 @@
-"""The frozen feature network φ (EBFT spec §3): block embeddings from hidden states.
+"""The frozen feature network φ (docs/method.md §3): block embeddings from hidden states.
 
 Features of a block = selected hidden layers at the block's G token positions -> per-token L2 normalisation ->
 pooling over the G tokens. The generated block's tokens see the chunk prefix and the block itself; the ground-truth
@@ -9,41 +9,14 @@ standalone path is what the feature-cache stage stores, and it gives exactly the
 from __future__ import annotations
 
 import copy
-from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from components.engine.causal_lm import core_model, num_hidden_states
-from components.engine.forward import (
-    ForwardMode,
-    generated_logprobs,
-    prompt_hidden_states,
-    strided_hidden_states,
-)
+from components.engine.config import ForwardMode
+from components.engine.forward import generated_logprobs, prompt_hidden_states, strided_hidden_states
 from components.engine.masks import StridedMasks
-
-LayerChoice = Literal["last", "mean", "middle", "quartiles"]
-
-
-class FeatureConfig(BaseModel):
-    """How block features are read from the feature network."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    layers: LayerChoice | list[int] = Field(
-        "quartiles",
-        description="hidden states used: 'quartiles' = layers at 25/50/75% depth concatenated (paper default), "
-        "'last', 'middle', 'mean' (average of all, embeddings included) or explicit indices "
-        "(0 = embeddings, -1 = final normed state)",
-    )
-    token_norm: Literal["joint", "per_layer", "none"] = Field(
-        "joint", description="per-token L2 normalisation: over the concatenated layers, each layer, or none"
-    )
-    pooling: Literal["last_token", "mean", "concat", "token"] = Field(
-        "last_token",
-        description="over a block's G tokens: last token, mean, concatenation, or keep per-token vectors",
-    )
+from components.method.config import FeatureConfig, LayerChoice
 
 
 def resolve_layers(choice: LayerChoice | list[int], n_hidden: int) -> list[int]:

@@ -1,4 +1,4 @@
-"""The EBFT objective (EBFT spec §4): policy gradient + γ·CE (+ KL to a frozen reference).
+"""The EBFT objective (docs/method.md §4): policy gradient + γ·CE (+ KL to a frozen reference).
 
   loss = rl_coef · mean_seq(masked_mean_tokens(-A · log p_T(ŷ)))  +  ce_coef · CE(x)  +  kl_coef · KL(p_T || p_ref)
 
@@ -9,21 +9,9 @@ log r = log p_ref - log p on the sampled tokens (k3 = r - 1 - log r, unbiased an
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
-KLEstimator = Literal["k1", "k2", "k3"]
-
-
-class LossConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    rl_coef: float = Field(1.0, ge=0, description="weight of the policy-gradient term")
-    ce_coef: float = Field(0.03, ge=0, description="γ: weight of cross-entropy on the ground truth (paper 0-0.1)")
-    kl_coef: float = Field(0.0, ge=0, description="weight of KL to a frozen reference; 0 = off (paper)")
-    kl_estimator: KLEstimator = Field("k3", description="'k1', 'k2' or 'k3'")
+from components.method.config import KLEstimator, LossConfig
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:

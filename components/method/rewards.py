@@ -1,4 +1,4 @@
-"""Rewards and RLOO advantages of sampled blocks (EBFT spec §4).
+"""Rewards and RLOO advantages of sampled blocks (docs/method.md §4).
 
 Per (chunk, block) group of n samples with (whitened) features φ_i and ground truth φ_gt:
   alignment  a_i = 2 · cos(φ_i, φ_gt)
@@ -13,24 +13,12 @@ policy gradient stays unbiased. With 'per token' pooling the rewards are average
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from components.engine.layout import StridedLayout
-from components.method.whitening import Whitening, whiten
-
-
-class RewardConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    alignment_coef: float = Field(1.0, ge=0, description="α: weight of alignment with the ground truth")
-    diversity_coef: float = Field(0.5, ge=0, description="β: weight of the diversity penalty (paper: 0, 0.5, 1)")
-    whitening: Whitening = Field("sample", description="'sample' (paper), 'feature' or 'none'")
-    advantage_norm: Literal["none", "group"] = Field(
-        "none", description="'group' divides advantages by the std of rewards among the n samples"
-    )
+from components.method.config import RewardConfig, Whitening
+from components.method.whitening import whiten
 
 
 @dataclass(frozen=True)

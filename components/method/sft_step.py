@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import torch
 
+from components.data.chunk_store import ChunkBatch
 from components.engine.causal_lm import compute_dtype
 from components.engine.layout import StridedLayout
 from components.engine.masks import build_strided_masks
 from components.engine.policy import as_policy_module, language_model
-from components.method.ebft_step import ChunkBatch
 from components.method.loss import masked_mean
 
 

@@ -1,4 +1,4 @@
-"""Whitening of block features before rewards (EBFT spec §3).
+"""Whitening of block features before rewards (docs/method.md §3).
 
 - ``sample``: the paper's form. For each (chunk, block) group, X (n x D) = U S Vᵀ and W = U diag(1/S) Uᵀ (singular
   values below ``rel_tol * S_max`` dropped); samples become W X and the ground truth of row i becomes
@@ -12,11 +12,9 @@ Both return the ground truth per sample row, shape (..., n, D).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
-Whitening = Literal["sample", "feature", "none"]
+from components.method.config import Whitening
 
 
 def whiten_samples(

@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 
 from components.data.atomic_io import atomic_write_text
-from components.params.schema import Params, ParamsError, deep_merge, validate_params
+from components.params.loading import ParamsError, deep_merge, validate_params
+from components.params.schema import Params
 
 
 def parse_set_flags(flags: list[str]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from components.params.schema import ParamsError, deep_merge, validate_params
+from components.params.loading import ParamsError, deep_merge, validate_params
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "presets"
 

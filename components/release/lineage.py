@@ -12,15 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from components.data.hashing import sha256_file
 from components.release.tracking import git_facts
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _canonical(value: object) -> str:

@@ -89,3 +89,21 @@ def render(
 def write_report(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+def console_summary(summary: dict, name: str, links: list[str]) -> str:
+    """The block a pipeline run ends with on the console: what ran, what was registered, where to look."""
+    p = summary["promotion"]
+    lines = ["", "=" * 72, "EBFT pipeline finished"]
+    lines += [f"  {summary['inputs']}"] + [f"  override {change}" for change in summary["overrides"]]
+    lines += ["  stages: " + ", ".join(f"{k} {v}" for k, v in summary["stages"].items())]
+    lines += [f"  metrics table: metrics/comparison.md   report: {summary['report']}"]
+    if p:
+        lines += [
+            f"  registered: {name} v{p['version']} ({'new' if p['newly_registered'] else 'unchanged'}) "
+            f"@challenger; gate: {p['decision']} ({p['reason']})",
+            f"  champion: {name} v{p['champion']}; load it with "
+            f"mlflow.transformers.load_model('models:/{name}@champion')",
+        ]
+    lines += [f"  {link}" for link in links] + ["=" * 72]
+    return "\n".join(lines)

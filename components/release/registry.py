@@ -30,6 +30,17 @@ def number(version: ModelVersion | None) -> str | None:
     return None if version is None else str(version.version)
 
 
+def unreachable(err: BaseException) -> bool:
+    """True for what a flaky server or network explains (worth a retry); a bug or bad input fails the same way again."""
+    if isinstance(err, ConnectionError | TimeoutError | OSError):
+        return True
+    if not isinstance(err, MlflowException):
+        return False
+    # the REST client's own retries are exhausted ("API request to ... failed"), or the server says to wait
+    exhausted = "API request to" in str(err) and "failed with exception" in str(err)
+    return exhausted or err.error_code in ("TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED")
+
+
 class RegistryError(RuntimeError):
     """A registry request that cannot be honoured (e.g. no earlier champion to roll back to)."""
 

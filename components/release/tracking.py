@@ -17,7 +17,9 @@ from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param
+
+from components.training.run_log import RunLog
 
 DEFAULT_DB = "mlruns.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
@@ -26,6 +28,11 @@ MODEL_PIP_REQUIREMENTS = ["torch==2.13.0", "transformers==5.23.0", "accelerate==
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(DEFAULT_DB).resolve()}"
+
+
+def experiment_id(uri: str, name: str) -> str | None:
+    found = MlflowClient(tracking_uri=uri).get_experiment_by_name(name)
+    return found.experiment_id if found else None
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -50,7 +57,9 @@ def git_facts() -> dict[str, str]:
     return {"git_commit": git("rev-parse", "HEAD") or "unknown", "git_dirty": str(bool(git("status", "--porcelain")))}
 
 
-class RunTracker:
+class RunTracker(RunLog):
+    """An MLflow run (the main process of a distributed run logs; ``enabled=False`` keeps nothing)."""
+
     def __init__(self, uri: str | None = None, experiment: str = "ebft", enabled: bool = True):
         self.enabled = enabled
         self.uri = resolve_tracking_uri(uri)
@@ -85,10 +94,6 @@ class RunTracker:
         items = [Param(k, json.dumps(v) if isinstance(v, list | dict) else str(v)[:6000]) for k, v in params.items()]
         for lo in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[lo : lo + 100])
-
-    def set_tags(self, tags: Mapping[str, str]) -> None:
-        if self.enabled:
-            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         if not self.enabled:
@@ -141,6 +146,30 @@ class RunTracker:
     def finish(self, status: str = "FINISHED") -> None:
         if self.enabled and self.run_id:
             self.client.set_terminated(self.run_id, status=status)
+
+
+def log_evaluation(
+    uri: str | None, experiment: str, metrics: dict[str, dict], artifacts: list[Path], train_runs: dict[str, dict]
+) -> None:
+    """Each trained model's evaluation metrics into its training run (``train_runs``: the train stage's summary, which
+    holds the run ids); everything into an evaluation run of its own."""
+    numeric = lambda values: {k: v for k, v in values.items() if isinstance(v, int | float)}  # noqa: E731
+    for name, values in metrics.items():
+        run_id = train_runs.get(name, {}).get("mlflow_run_id")
+        if not run_id:
+            continue
+        tracker = RunTracker(uri, experiment)
+        tracker.start(name, {}, resume_run_id=run_id)
+        tracker.log_metrics({f"eval/{k}": v for k, v in numeric(values).items()}, step=0)
+        for path in artifacts:
+            tracker.log_artifact(path, "evaluation")
+        tracker.finish()
+    tracker = RunTracker(uri, experiment)
+    tracker.start("evaluate", {**git_facts(), "stage": "evaluate", "models": ",".join(metrics)})
+    tracker.log_metrics({f"{m}/{k}": v for m, values in metrics.items() for k, v in numeric(values).items()}, step=0)
+    for path in artifacts:
+        tracker.log_artifact(path)
+    tracker.finish()
 
 
 class tracking_uri_scope:

@@ -9,6 +9,7 @@ never resumed from.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -23,6 +24,14 @@ class TrainingState:
     fingerprint: str  # hash of everything that must match to resume (params, data, base model, code version)
     mlflow_run_id: str | None = None
     history: list[dict] = field(default_factory=list)  # one metrics dict per completed step
+
+
+def run_fingerprint(code: str, settings: dict, base_sha: str, data_sha: str) -> str:
+    """Everything a checkpoint must share with a run to be resumed from: the train stage's code (the files its DVC
+    deps list, so a checkpoint is resumed exactly when DVC would not rerun the stage for a code change), the settings
+    that shape training, the base model and the data."""
+    relevant = {"code": code, **settings, "base_model": base_sha, "data": data_sha}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def save_checkpoint(accelerator: Accelerator, root: str | Path, state: TrainingState, keep: int = 1) -> Path:

@@ -1,6 +1,6 @@
 """Settings of the training loop (optimizer, schedule, batch geometry, checkpoints, LoRA, devices).
 
-They live in params.yaml under ``train``, next to the EBFT settings (sampling, rewards, loss).
+They live in params.yaml under ``train``, next to the EBFT step's options (components/method/config.py).
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Method = Literal["ebft", "sft"]
+# Settings that change how a run is checkpointed or observed, not what it computes.
+RESUME_ONLY = ("resume", "checkpoint_every", "keep_checkpoints", "log_samples_every")
 
 
 class _Settings(BaseModel):
@@ -56,3 +58,7 @@ class TrainerConfig(_Settings):
     log_samples_every: int = Field(3, ge=0, description="steps between rollout-sample tables in MLflow (0: never)")
     num_processes: int = Field(1, ge=1, description="processes (GPUs, or CPU ranks) for data-parallel training")
     accelerate_config: str | None = Field(None, description="accelerate config file for multi-process runs")
+
+    def chunks_per_step(self, n_samples: int) -> int:
+        """Chunks in one optimizer step (all processes): the EBFT rollouts over n samples; SFT uses the same chunks."""
+        return max(1, self.rollouts_per_step // n_samples)

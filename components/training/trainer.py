@@ -14,7 +14,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,12 +24,11 @@ from transformers import get_scheduler
 from components.data.chunk_store import ChunkSplit
 from components.data.order import chunk_generators, process_share, step_chunks
 from components.engine.policy import StridedPolicy
+from components.method.config import EBFTConfig
 from components.method.ebft_step import EBFTStep
 from components.method.feature_cache import FeatureCache
 from components.method.feature_network import FeatureNetwork
 from components.method.sft_step import SFTStep
-from components.params.schema import Params
-from components.release.tracking import RunTracker
 from components.training.checkpointing import (
     TrainingState,
     latest_checkpoint,
@@ -39,37 +37,27 @@ from components.training.checkpointing import (
     remove_partial_checkpoints,
     save_checkpoint,
 )
-from components.training.config import Method
+from components.training.config import Method, TrainerConfig
 from components.training.lora import merged
 from components.training.memory import peak_memory, reset_peak_memory
 from components.training.rollout_table import rollout_table
-
-
-@dataclass
-class TrainingResult:
-    method: str
-    steps: int
-    history: list[dict]
-    run_id: str | None
-    seconds: float
-
-    @property
-    def final(self) -> dict:
-        return self.history[-1] if self.history else {}
+from components.training.run_log import RunLog
+from components.training.run_record import TrainingResult
 
 
 class Trainer:
     def __init__(
         self,
         method: Method,
-        params: Params,
+        config: TrainerConfig,
+        ebft: EBFTConfig,
         accelerator: Accelerator,
         lm: torch.nn.Module,
         train_split: ChunkSplit,
         *,
         checkpoint_dir: str | Path,
         fingerprint: str,
-        tracker: RunTracker | None = None,
+        tracker: RunLog | None = None,
         feature_network: FeatureNetwork | None = None,
         feature_cache: FeatureCache | None = None,
         reference: torch.nn.Module | None = None,
@@ -77,11 +65,11 @@ class Trainer:
         tokenizer=None,
         log: Callable[[str], None] = print,
     ):
-        self.method, self.params, self.accelerator = method, params, accelerator
-        self.cfg = params.train
+        self.method, self.cfg, self.accelerator = method, config, accelerator
+        self.chunks_per_step = config.chunks_per_step(ebft.sampling.n_samples)
         self.split, self.cache, self.tokenizer, self.log = train_split, feature_cache, tokenizer, log
         self.checkpoint_dir, self.fingerprint = Path(checkpoint_dir), fingerprint
-        self.tracker = tracker or RunTracker(enabled=False)
+        self.tracker = tracker or RunLog()
         opt = self.cfg.optimizer
         policy = StridedPolicy(lm)
         trainable = [p for p in policy.parameters() if p.requires_grad]
@@ -98,25 +86,9 @@ class Trainer:
         # process), so only model and optimizer are prepared; the scheduler is registered for checkpoints.
         self.policy, self.optimizer = accelerator.prepare(policy, self.optimizer)
         accelerator.register_for_checkpointing(self.scheduler)
-        ebft = params.ebft_config()
-        if method == "ebft":
-            if feature_network is None:
-                raise ValueError("EBFT training needs the frozen feature network")
-            self.step_runner = EBFTStep(
-                self.policy,
-                feature_network,
-                ebft,
-                reference=reference,
-                reference_is_feature_network=reference_is_feature_network,
-            )
-        else:
-            self.step_runner = SFTStep(
-                self.policy,
-                ebft.layout,
-                document_masking=ebft.document_masking,
-                qa_masking=ebft.qa_masking,
-                chunk_size=ebft.logit_chunk_size,
-            )
+        self.step_runner = step_runner(
+            method, self.policy, ebft, feature_network, reference, reference_is_feature_network
+        )
 
     @property
     def device(self) -> torch.device:
@@ -185,7 +157,7 @@ class Trainer:
 
     def _train_step(self, step: int) -> dict[str, float]:
         cfg, acc = self.cfg, self.accelerator
-        indices = step_chunks(step, self.params.chunks_per_step, len(self.split), cfg.seed)
+        indices = step_chunks(step, self.chunks_per_step, len(self.split), cfg.seed)
         mine, positions = process_share(indices, acc.process_index, acc.num_processes)
         n_micro = len(mine) // cfg.micro_batch_chunks
         reset_peak_memory(self.device)
@@ -259,3 +231,27 @@ class Trainer:
         due = every and ((step + 1) % every == 0 or step + 1 == self.cfg.steps)
         if due and micro == 0 and self.accelerator.is_main_process and self.tokenizer is not None:
             self.tracker.log_table(rollout_table(rollout, self.tokenizer), f"rollouts/step_{step + 1:05d}.json")
+
+
+def step_runner(
+    method: Method,
+    policy: torch.nn.Module,
+    ebft: EBFTConfig,
+    feature_network: FeatureNetwork | None,
+    reference: torch.nn.Module | None,
+    reference_is_feature_network: bool,
+) -> EBFTStep | SFTStep:
+    """What one micro-batch runs: the EBFT step (rollout, then loss) or the SFT baseline's CE step."""
+    if method == "sft":
+        return SFTStep(
+            policy,
+            ebft.layout,
+            document_masking=ebft.document_masking,
+            qa_masking=ebft.qa_masking,
+            chunk_size=ebft.logit_chunk_size,
+        )
+    if feature_network is None:
+        raise ValueError("EBFT training needs the frozen feature network")
+    return EBFTStep(
+        policy, feature_network, ebft, reference=reference, reference_is_feature_network=reference_is_feature_network
+    )

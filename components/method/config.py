@@ -1,0 +1,104 @@
+"""Settings of the EBFT method: how block features are read, rewards, the loss, one EBFT step, the features stage.
+
+params.yaml spreads them over three sections; each field is declared once, here, and the params schema inherits it:
+``layout`` holds the block geometry (components/engine/layout.py) and ``document_masking``; ``features`` holds
+``FeaturesConfig``; ``train`` holds the trainer's settings and ``EBFTOptions``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from components.data.config import Dtype, Split
+from components.engine.config import ForwardMode, SamplingConfig
+from components.engine.layout import StridedLayout
+
+LayerChoice = Literal["last", "mean", "middle", "quartiles"]
+Whitening = Literal["sample", "feature", "none"]
+KLEstimator = Literal["k1", "k2", "k3"]
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FeatureConfig(_Settings):
+    """How block features are read from the feature network (docs/method.md §3)."""
+
+    layers: LayerChoice | list[int] = Field(
+        "quartiles",
+        description="hidden states used: 'quartiles' = layers at 25/50/75% depth concatenated (paper default), "
+        "'last', 'middle', 'mean' (average of all, embeddings included) or explicit indices "
+        "(0 = embeddings, -1 = final normed state)",
+    )
+    token_norm: Literal["joint", "per_layer", "none"] = Field(
+        "joint", description="per-token L2 normalisation: over the concatenated layers, each layer, or none"
+    )
+    pooling: Literal["last_token", "mean", "concat", "token"] = Field(
+        "last_token",
+        description="over a block's G tokens: last token, mean, concatenation, or keep per-token vectors",
+    )
+
+
+class FeaturesConfig(FeatureConfig):
+    """The features stage: which network, in which dtype, over which splits."""
+
+    network: str = Field("base", description="'base' = frozen copy of the base model, or a local folder / hub id")
+    dtype: Dtype = "float32"
+    batch_size: int = Field(8, ge=1, description="chunks per forward when building the cache")
+    splits: list[Split] = Field(default_factory=lambda: ["train", "val"], description="splits to cache")
+
+    def feature_config(self) -> FeatureConfig:
+        return FeatureConfig(**self.model_dump(include=set(FeatureConfig.model_fields)))
+
+
+class RewardConfig(_Settings):
+    alignment_coef: float = Field(1.0, ge=0, description="α: weight of alignment with the ground truth")
+    diversity_coef: float = Field(0.5, ge=0, description="β: weight of the diversity penalty (paper: 0, 0.5, 1)")
+    whitening: Whitening = Field("sample", description="'sample' (paper), 'feature' or 'none'")
+    advantage_norm: Literal["none", "group"] = Field(
+        "none", description="'group' divides advantages by the std of rewards among the n samples"
+    )
+
+
+class LossConfig(_Settings):
+    rl_coef: float = Field(1.0, ge=0, description="weight of the policy-gradient term")
+    ce_coef: float = Field(0.03, ge=0, description="γ: weight of cross-entropy on the ground truth (paper 0-0.1)")
+    kl_coef: float = Field(0.0, ge=0, description="weight of KL to a frozen reference; 0 = off (paper)")
+    kl_estimator: KLEstimator = Field("k3", description="'k1', 'k2' or 'k3'")
+
+
+class DocumentMasking(_Settings):
+    document_masking: bool = Field(False, description="packed documents never see each other")
+
+
+class EBFTOptions(_Settings):
+    """The part of an EBFT step's settings that params.yaml keeps under ``train``."""
+
+    sampling: SamplingConfig = SamplingConfig()
+    rewards: RewardConfig = RewardConfig()
+    loss: LossConfig = LossConfig()
+    qa_masking: bool = Field(False, description="rewards and CE only on answer tokens")
+    forward_mode: ForwardMode = Field("cached", description="'dense' is needed with gradient checkpointing")
+
+
+class EBFTConfig(EBFTOptions, DocumentMasking):
+    """Everything one EBFT step needs; each part is validated on its own and the combination here."""
+
+    layout: StridedLayout
+    features: FeatureConfig = FeatureConfig()
+    logit_chunk_size: int = Field(1024, ge=1, description="positions per chunk of the vocabulary projection")
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> EBFTConfig:
+        n = self.sampling.n_samples
+        if self.loss.rl_coef > 0 and n < 2:
+            raise ValueError(f"sampling.n_samples={n}: the RLOO baseline needs at least 2 samples per chunk")
+        if self.loss.rl_coef > 0 and self.rewards.diversity_coef > 0 and n < 3:
+            raise ValueError(
+                f"sampling.n_samples={n} with rewards.diversity_coef={self.rewards.diversity_coef}: the diversity "
+                "baseline needs n_samples >= 3; raise n_samples or set diversity_coef to 0"
+            )
+        return self

@@ -1,0 +1,49 @@
+"""Running DVC on the project the way the pipeline does: stages one at a time, remote sync, output streamed live.
+
+Every command runs this environment's ``dvc`` (and so its ``python`` for the stage commands), whatever PATH says.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def tool_env() -> dict[str, str]:
+    """Stage commands (`python -m flows.<stage>`) must find this environment's python and dvc."""
+    return os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def stream(cmd: list[str]) -> tuple[int, str]:
+    """Run ``cmd``, echoing its output live (progress bars included); returns (exit code, output)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=tool_env())
+    seen = []
+    for raw in iter(lambda: proc.stdout.read1(4096), b""):
+        sys.stdout.write(raw.decode(errors="replace"))
+        sys.stdout.flush()
+        seen.append(raw)
+    return proc.wait(), b"".join(seen).decode(errors="replace")
+
+
+def repro_stage(stage: str) -> bool:
+    """``dvc repro --single-item stage``; True if it ran, False if DVC found it unchanged."""
+    code, out = stream([str(BIN / "dvc"), "repro", "--single-item", stage])
+    if code:
+        raise RuntimeError(f"stage {stage!r} failed (dvc repro exit {code}); its output is above")
+    return f"Running stage '{stage}'" in out
+
+
+def sync(direction: str) -> str:
+    """``dvc pull`` / ``dvc push`` when a DVC remote is configured; raises ConnectionError when the remote fails."""
+    remotes = subprocess.run([str(BIN / "dvc"), "remote", "list"], capture_output=True, text=True, env=tool_env())
+    if not remotes.stdout.strip():
+        return f"dvc {direction}: no DVC remote configured (local cache only)"
+    cmd = [str(BIN / "dvc"), direction] + (["--allow-missing"] if direction == "pull" else [])
+    code, out = stream(cmd)
+    if code:
+        raise ConnectionError(f"`{' '.join(cmd[-2:])}` failed ({code}): {out[-500:]}")
+    return f"dvc {direction}: done"
