@@ -101,7 +101,7 @@ deps: setup
 	$(BIN)/python -m components.project.code_deps write
 
 # Re-resolve the pins after editing requirements.in. The torch pin is written without its local label (+cpu) so the
-# same lock installs the CPU wheel here and a CUDA build on a GPU machine (tests/test_project_files.py checks it).
+# same lock installs the CPU wheel here and a CUDA build on a GPU machine (tests/project/test_project_files.py checks it).
 # It is always resolved against the CPU build: a CUDA resolution would add nvidia-* pins that CPU machines then install.
 LOCK_SOURCE := $(if $(strip $(FIND_LINKS)),--find-links $(FIND_LINKS),--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
 lock: setup

@@ -5,31 +5,28 @@ unchanged stages are skipped."""
 
 from __future__ import annotations
 
-from prefect import flow
+from collections.abc import Callable
+from types import ModuleType
+
+from prefect import Flow, flow
 
 from flows import base_model, evaluate, features, prepare, train
 
 
-@flow(name="ebft-base-model", log_prints=True)
-def base_model_flow(params_path: str = "params.yaml") -> dict:
-    return base_model.run(params_path=params_path)
+def stage_flow(stage: ModuleType) -> Flow[[str], dict]:
+    """The Prefect flow ``ebft-<stage>`` over the stage's ``run``."""
+    run: Callable[..., dict] = stage.run
+    name = stage.__name__.rsplit(".", 1)[-1]
+
+    def run_stage(params_path: str = "params.yaml") -> dict:
+        return run(params_path=params_path)
+
+    run_stage.__doc__ = stage.__doc__
+    return flow(run_stage, name=f"ebft-{name.replace('_', '-')}", log_prints=True)
 
 
-@flow(name="ebft-prepare", log_prints=True)
-def prepare_flow(params_path: str = "params.yaml") -> dict:
-    return prepare.run(params_path=params_path)
-
-
-@flow(name="ebft-features", log_prints=True)
-def features_flow(params_path: str = "params.yaml") -> dict:
-    return features.run(params_path=params_path)
-
-
-@flow(name="ebft-train", log_prints=True)
-def train_flow(params_path: str = "params.yaml") -> dict:
-    return train.run(params_path=params_path)
-
-
-@flow(name="ebft-evaluate", log_prints=True)
-def evaluate_flow(params_path: str = "params.yaml") -> dict:
-    return evaluate.run(params_path=params_path)
+base_model_flow = stage_flow(base_model)
+prepare_flow = stage_flow(prepare)
+features_flow = stage_flow(features)
+train_flow = stage_flow(train)
+evaluate_flow = stage_flow(evaluate)

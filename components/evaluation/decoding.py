@@ -1,4 +1,5 @@
-"""Batched autoregressive decoding with a KV cache (HF ``generate``) and stop sequences, for downstream tasks.
+"""Evaluation decoding: batched autoregressive generation with a KV cache (HF ``generate``) and stop sequences, for
+the downstream tasks (code, translation). The EBFT rollout is a different thing: components/engine/sampler.py.
 
 Prompts are sorted by length so a batch pads little (left padding); ``samples`` completions per prompt; greedy at
 temperature 0. A completion is cut before the first stop sequence.

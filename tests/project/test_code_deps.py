@@ -23,7 +23,11 @@ def test_the_engine_and_the_lock_are_deps_of_training_and_the_harness_of_evaluat
         assert f"components/{module}.py" in train
     assert "requirements.lock" in train and "flows/train.py" in train
     evaluate = code_files("evaluate")
-    harness = {"components/data/sources.py", "components/engine/sampler.py", "components/evaluation/sandbox_harness.py"}
+    harness = {
+        "components/data/offline_sources.py",
+        "components/engine/sampler.py",
+        "components/evaluation/sandbox_harness.py",
+    }
     assert harness <= set(evaluate)
     assert all(len(code_files(stage)) == len(set(code_files(stage))) for stage in STAGES)
 

@@ -16,11 +16,14 @@ def lint(tree: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(LINT), "--no-cache"], cwd=tree, env=env, capture_output=True, text=True, timeout=300)
 
 
-def copy_tree(tmp_path: Path) -> Path:
+def lint_with_import(tmp_path: Path, module: str, statement: str) -> subprocess.CompletedProcess:
+    """lint-imports on a copy of the code in which ``module`` (a path under components/) gains ``statement``."""
     for name in ("components", "flows"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    return tmp_path
+    path = tmp_path / "components" / module
+    path.write_text(path.read_text() + f"\n{statement}  # noqa: E402\n")
+    return lint(tmp_path)
 
 
 def test_the_project_keeps_its_layer_contracts():
@@ -30,18 +33,12 @@ def test_the_project_keeps_its_layer_contracts():
 
 
 def test_library_code_importing_params_is_refused_with_the_import_named(tmp_path):
-    tree = copy_tree(tmp_path)
-    masks = tree / "components/engine/masks.py"
-    masks.write_text(masks.read_text() + "\nfrom components.params.schema import Params  # noqa: E402\n")
-    done = lint(tree)
+    done = lint_with_import(tmp_path, "engine/masks.py", "from components.params.schema import Params")
     assert done.returncode == 1
     assert "BROKEN" in done.stdout and "components.engine.masks -> components.params.schema" in done.stdout
 
 
 def test_rooms_on_one_level_stay_independent(tmp_path):
-    tree = copy_tree(tmp_path)
-    trainer = tree / "components/training/trainer.py"
-    trainer.write_text(trainer.read_text() + "\nfrom components.evaluation import pass_at_k  # noqa: E402\n")
-    done = lint(tree)
+    done = lint_with_import(tmp_path, "training/trainer.py", "from components.evaluation import pass_at_k")
     assert done.returncode == 1
     assert "Training and evaluation do not import each other BROKEN" in " ".join(done.stdout.split())
