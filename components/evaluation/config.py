@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.data.config import Split
 from components.engine.layout import StridedLayout
-from components.method.config import FeaturesConfig
+from components.method.config import DocumentMasking, FeaturesConfig
 
 CodeTask = Literal["humaneval", "mbpp", "dataframebench"]
 
@@ -64,12 +64,11 @@ class EvalConfig(_Settings):
     translation: TranslationEvalConfig = TranslationEvalConfig()
 
 
-class EvalPlan(_Settings):
+class EvalPlan(DocumentMasking):
     """Everything the evaluate stage needs to know to score any model, composed from params.yaml's sections."""
 
     eval: EvalConfig
     layout: StridedLayout
     features: FeaturesConfig
-    document_masking: bool
     translation: bool = Field(description="score translation (BLEU, chrF) on held-out pairs")
     prompt_template: str = "{prompt}"

@@ -95,3 +95,21 @@ def test_presets_cli_prints_shell_ready_flags():
         [sys.executable, "-m", "components.params.presets", "show", "nope"], capture_output=True, text=True
     )
     assert unknown.returncode != 0 and "unknown preset 'nope'" in unknown.stderr
+
+
+def test_settings_shared_by_params_yaml_and_the_library_are_declared_once():
+    """params.yaml's sections inherit the rooms' settings: a field the EBFT step, the layout and params.yaml share is
+    declared in exactly one class."""
+    import inspect
+
+    from pydantic import BaseModel
+
+    import components.params.schema  # noqa: F401 - imports every room's settings
+
+    modules = [m for name, m in sys.modules.items() if name.startswith("components.")]
+    models = {c for m in modules for _, c in inspect.getmembers(m, inspect.isclass) if issubclass(c, BaseModel)}
+    shared = ("document_masking", "qa_masking", "forward_mode", "sampling", "rewards", "loss", "context", "stride",
+              "block_len", "layers", "pooling", "token_norm")  # fmt: skip
+    for field in shared:
+        declaring = sorted(c.__qualname__ for c in models if field in inspect.get_annotations(c))
+        assert len(declaring) == 1, f"{field} is declared in {declaring}"
