@@ -15,7 +15,7 @@ from components.engine.layout import BlockGeometry, StridedLayout
 from components.evaluation.config import EvalConfig, EvalPlan
 from components.method.config import DocumentMasking, EBFTConfig, EBFTOptions, FeaturesConfig
 from components.release.config import RegistryConfig, TrackingConfig
-from components.release.promotion.scores import CODE
+from components.release.promotion.metrics import CODE
 from components.training.config import RESUME_ONLY, TrainerConfig
 
 

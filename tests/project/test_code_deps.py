@@ -75,3 +75,13 @@ def test_the_checkpoint_fingerprint_changes_exactly_with_the_train_stages_code(t
     logprobs = tree / "components/engine/token_logprobs.py"
     logprobs.write_text(logprobs.read_text() + "# edited\n")
     assert in_tree(tree, hash_train) != before
+
+
+def test_preparing_data_does_not_depend_on_model_training_or_release_code():
+    """Settings live apart from the code that uses them, so an edit to the engine, the method, the trainer, the
+    evaluation or the gate does not rerun base_model or prepare (and with them everything else)."""
+    model_code = {"engine/forward.py", "engine/masks.py", "engine/sampler.py", "method/ebft_step.py",
+                  "method/rewards.py", "training/trainer.py", "evaluation/sandbox.py", "release/promotion/gate.py",
+                  "release/registry.py"}  # fmt: skip
+    for stage in ("base_model", "prepare"):
+        assert not {f"components/{m}" for m in model_code} & set(code_files(stage)), stage

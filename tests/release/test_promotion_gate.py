@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from components.params.loading import ParamsError, validate_params
+from components.release.config import GateConfig
 from components.release.promotion.bootstrap import paired_bootstrap
-from components.release.promotion.gate import GateConfig, decide
-from components.release.promotion.scores import gate_metric, load_scores
+from components.release.promotion.gate import decide
+from components.release.promotion.metrics import gate_metric
+from components.release.promotion.scores import load_scores
 from tests.helpers.gate_files import N, write_eval
 
 

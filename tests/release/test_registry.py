@@ -13,7 +13,7 @@ import yaml
 
 from components.data.model_loading import load_tokenizer
 from components.data.tiny_models import tiny_causal_lm
-from components.release.promotion.gate import GateConfig
+from components.release.config import GateConfig
 from components.release.promotion.register import NotComparable, register_and_gate
 from components.release.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
 from components.release.tracking import RunTracker, tracking_uri_scope

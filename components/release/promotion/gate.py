@@ -12,40 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from components.release.config import GateConfig
 from components.release.promotion.bootstrap import BootstrapResult, paired_bootstrap
-from components.release.promotion.scores import gate_metric, load_scores
-
-
-class GateConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    primary: str = Field("fm_alignment", description="metric that must improve significantly")
-    guards: dict[str, float] = Field(
-        default_factory=lambda: {"val_ce": 0.05},
-        description="metric -> largest tolerated regression (in the metric's units)",
-    )
-    confidence: float = Field(0.95, gt=0.5, lt=1)
-    resamples: int = Field(2000, ge=100)
-    min_examples: int = Field(8, ge=2, description="fewer paired examples than this: no promotion")
-    min_delta: float = Field(0.0, ge=0, description="the improvement's lower bound must exceed this")
-    seed: int = 0
-
-    @field_validator("primary")
-    @classmethod
-    def _known_primary(cls, name: str) -> str:
-        gate_metric(name)
-        return name
-
-    @field_validator("guards")
-    @classmethod
-    def _known_guards(cls, guards: dict[str, float]) -> dict[str, float]:
-        for name, tolerance in guards.items():
-            gate_metric(name)
-            if tolerance < 0:
-                raise ValueError(f"guard {name!r}: tolerance {tolerance} must be >= 0")
-        return guards
+from components.release.promotion.metrics import gate_metric
+from components.release.promotion.scores import load_scores
 
 
 @dataclass

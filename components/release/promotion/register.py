@@ -15,8 +15,9 @@ from pathlib import Path
 
 from mlflow.entities.model_registry import ModelVersion
 
+from components.release.config import GateConfig
 from components.release.lineage import lineage_tags
-from components.release.promotion.gate import GateConfig, GateDecision, decide
+from components.release.promotion.gate import GateDecision, decide
 from components.release.registry import CHAMPION, ModelRegistry, number
 
 PER_EXAMPLE = "gate/per_example"  # where a version's per-example eval scores live in its training run's artifacts
