@@ -196,6 +196,8 @@ def prepare_chunks(
         chunks, stats, used = pack_split(
             docs, tokenizer, seq_len, max_chunks.get(split), (prompt_template, completion_template), f"packing {split}"
         )
+        if split == "train" and not len(chunks) and max_chunks.get(split) != 0:
+            raise DataError(_no_training_chunk(len(docs), sum(stats.document_tokens), seq_len))
         splits[split], documents[split], in_chunks[split] = chunks, docs, used
         summaries[split] = stats.summary(seq_len)
         doc_lengths += stats.document_tokens
@@ -207,6 +209,15 @@ def prepare_chunks(
         "skipped_records": skipped,
     }
     return PreparedData(splits, documents, in_chunks, card)
+
+
+def _no_training_chunk(documents: int, tokens: int, seq_len: int) -> str:
+    if not documents:
+        return "the training split has no documents: lower data.val_fraction / data.test_fraction or add data"
+    return (
+        f"no training chunk fits: the training split's {documents} documents hold {tokens} tokens, fewer than "
+        f"data.seq_len={seq_len}; lower data.seq_len or add data"
+    )
 
 
 def _length_summary(lengths: list[int]) -> dict:

@@ -62,6 +62,10 @@ def document_from_row(
             return BadRecord(origin, f"field {field!r} is {type(row[field]).__name__}, expected a string")
         if not row[field].strip():
             return BadRecord(origin, f"field {field!r} is empty")
+        try:
+            row[field].encode("utf-8")
+        except UnicodeEncodeError as err:  # a lone surrogate escape such as "\ud800" decodes but is no text
+            return BadRecord(origin, f"field {field!r} holds {row[field][err.start]!r}, which is not a character")
     if prompt_field:
         return Document(origin, prompt=row[prompt_field], completion=row[completion_field])
     return Document(origin, text=row[text_field])

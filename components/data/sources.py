@@ -39,16 +39,20 @@ class JsonlSource(Source):
 
     def records(self) -> Iterator[Document | BadRecord]:
         for path in self.paths:
-            with open(path, encoding="utf-8", errors="strict") as f:
-                for number, line in enumerate(f, start=1):
-                    if line.strip():
-                        yield self._parse(line, f"{path}:{number}")
+            with open(path, "rb") as f:  # decoded line by line: one bad line is a bad record, not a failed stage
+                for number, raw in enumerate(f, start=1):
+                    if raw.strip():
+                        yield self._parse(raw, f"{path}:{number}")
 
-    def _parse(self, line: str, origin: str) -> Document | BadRecord:
+    def _parse(self, raw: bytes, origin: str) -> Document | BadRecord:
         try:
-            row = json.loads(line)
+            row = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            return BadRecord(origin, f"not valid UTF-8 (byte {raw[err.start]:#04x} at column {err.start + 1})")
         except json.JSONDecodeError as err:
             return BadRecord(origin, f"not valid JSON ({err.msg} at column {err.colno})")
+        except RecursionError:
+            return BadRecord(origin, "JSON nested too deeply to read")
         if not isinstance(row, dict):
             return BadRecord(origin, f"expected a JSON object, got {type(row).__name__}")
         return document_from_row(row, origin, self.text_field, self.prompt_field, self.completion_field)

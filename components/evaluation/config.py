@@ -23,7 +23,7 @@ class DecodingConfig(_Settings):
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(256, ge=1)
     batch_size: int = Field(8, ge=1, description="prompts per generate call")
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32)
 
     @model_validator(mode="after")
     def _check(self) -> DecodingConfig:
@@ -59,7 +59,7 @@ class EvalConfig(_Settings):
     max_chunks: int | None = Field(16, ge=1)
     feature_samples: int = Field(4, ge=1, description="samples per block for feature matching (best-of-k)")
     temperature: float = Field(0.6, gt=0, description="sampling temperature for feature matching")
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32)
     code: CodeEvalConfig = CodeEvalConfig()
     translation: TranslationEvalConfig = TranslationEvalConfig()
 

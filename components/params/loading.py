@@ -1,12 +1,13 @@
-"""Reading params.yaml: strict validation against the schema, with one message that lists every problem."""
+"""Reading params.yaml: strict YAML (a duplicated key is an error, not a silent replacement), then validation against
+the schema, with one message that names the file and lists every problem."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from components.params.schema import Params
 
@@ -26,18 +27,88 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def validate_params(raw: dict[str, Any] | None, source: str = "params.yaml") -> Params:
-    try:
-        return Params.model_validate(raw or {})
-    except ValidationError as err:
-        raise ParamsError(f"{source}: invalid parameters\n" + "\n".join(_describe(e) for e in err.errors())) from None
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; a params file with a section written twice must not lose the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in first:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {first[key] + 1})", key_node.start_mark
+                )
+            first[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file's content; a syntax error or a duplicated key names the file, line and column."""
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path} not found (run from the project root or pass --params)")
-    return validate_params(yaml.safe_load(path.read_text()), str(path))
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ParamsError(f"{where}: not valid YAML: {err.problem}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+
+
+def validate_params(raw: dict[str, Any] | None, source: str = "params.yaml") -> Params:
+    problems = _booleans_for_numbers(raw or {}, Params)
+    try:
+        params = Params.model_validate(raw or {})
+    except ValidationError as err:
+        problems += [_describe(e) for e in err.errors()]
+    if problems:
+        raise ParamsError(f"{source}: invalid parameters\n" + "\n".join(problems))
+    return params
+
+
+def read_params_file(path: str | Path) -> dict[str, Any]:
+    """The raw sections of a params file; an empty file is an error (it would silently run the default job)."""
+    raw = read_yaml(path)
+    if raw is None:
+        raise ParamsError(
+            f"{path} is empty: it holds the pipeline's parameters (data, layout, model, features, train, ...); restore "
+            "it (`git checkout params.yaml`) or apply a preset (`python -m components.params.presets apply NAME`)"
+        )
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections (data, layout, ...), got {type(raw).__name__}")
+    return raw
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    return validate_params(read_params_file(path), str(path))
+
+
+def _booleans_for_numbers(raw: dict[str, Any], model: Any, prefix: str = "") -> list[str]:
+    """``steps: true`` would quietly become 1 (pydantic reads a bool as a number): name every such value instead."""
+    problems = []
+    for key, value in raw.items():
+        field = getattr(model, "model_fields", {}).get(key)
+        if field is None:
+            continue
+        annotation = field.annotation
+        if _is_number(annotation) and isinstance(value, bool):
+            problems.append(f"  - {prefix}{key} = {value!r}: expected a number, not true/false")
+        elif isinstance(value, dict) and get_origin(annotation) is dict and _is_number(get_args(annotation)[1]):
+            problems += [
+                f"  - {prefix}{key}.{k} = {v!r}: expected a number, not true/false"
+                for k, v in value.items()
+                if isinstance(v, bool)
+            ]
+        elif isinstance(value, dict) and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            problems += _booleans_for_numbers(value, annotation, f"{prefix}{key}.")
+    return problems
+
+
+def _is_number(annotation: Any) -> bool:
+    kinds = {annotation, *get_args(annotation)}
+    return bool(kinds & {int, float}) and bool not in kinds
 
 
 def _describe(error: dict[str, Any]) -> str:

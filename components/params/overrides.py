@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from components.data.atomic_io import atomic_write_text
-from components.params.loading import ParamsError, deep_merge, validate_params
+from components.params.loading import ParamsError, deep_merge, read_params_file, validate_params
 from components.params.schema import Params
 
 
@@ -44,7 +44,7 @@ def nested(overrides: dict[str, Any]) -> dict[str, Any]:
 
 def with_overrides(path: Path, overrides: dict[str, Any]) -> Params:
     """The params ``path`` would hold with ``overrides`` applied, validated (nothing is written)."""
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_params_file(path)
     return validate_params(deep_merge(raw, nested(overrides)), f"{path} with overrides {overrides}")
 
 

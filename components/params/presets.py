@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from components.params.loading import ParamsError, deep_merge, validate_params
+from components.data.atomic_io import atomic_write_text
+from components.params.loading import ParamsError, deep_merge, read_params_file, read_yaml, validate_params
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "presets"
 
@@ -30,7 +31,7 @@ def load_preset(name: str) -> dict[str, Any]:
     path = PRESET_DIR / f"{name}.yaml"
     if not path.exists():
         raise ParamsError(f"unknown preset {name!r}; available: {', '.join(available_presets())}")
-    return yaml.safe_load(path.read_text()) or {}
+    return read_yaml(path) or {}
 
 
 def apply_preset(params: dict[str, Any], name: str) -> dict[str, Any]:
@@ -71,15 +72,14 @@ def main(argv: list[str] | None = None) -> None:
         print(" ".join(shlex.quote(f) for f in set_flags(args.name)))
         return
     params_path = Path(args.params)
-    current = yaml.safe_load(params_path.read_text()) if params_path.exists() else {}
+    current = read_params_file(params_path) if params_path.exists() else {}
     merged = apply_preset(current, args.name)
     text = yaml.safe_dump(merged, sort_keys=False)
     if args.command == "show":
         sys.stdout.write(text)
         return
-    tmp = params_path.with_suffix(".yaml.tmp")
-    tmp.write_text(f"# preset {args.name} applied by `python -m components.params.presets apply {args.name}`\n" + text)
-    tmp.replace(params_path)
+    header = f"# preset {args.name} applied by `python -m components.params.presets apply {args.name}`\n"
+    atomic_write_text(params_path, header + text)
     print(f"{params_path}: preset {args.name!r} applied")
 
 

@@ -30,7 +30,7 @@ class GateConfig(_Settings):
     resamples: int = Field(2000, ge=100)
     min_examples: int = Field(8, ge=2, description="fewer paired examples than this: no promotion")
     min_delta: float = Field(0.0, ge=0, description="the improvement's lower bound must exceed this")
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32, description="seed of the bootstrap resampling")
 
     @field_validator("primary")
     @classmethod

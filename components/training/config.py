@@ -40,7 +40,9 @@ class LoraSettings(_Settings):
 
 class TrainerConfig(_Settings):
     methods: list[Method] = Field(
-        default_factory=lambda: ["ebft", "sft"], description="what a run trains: 'ebft', the 'sft' baseline, or both"
+        default_factory=lambda: ["ebft", "sft"],
+        min_length=1,
+        description="what a run trains: 'ebft', the 'sft' baseline, or both",
     )
     steps: int = Field(6, ge=1, description="optimizer steps (one rollout batch each)")
     rollouts_per_step: int = Field(16, ge=1, description="sampled sequences per step, all processes together")
@@ -51,7 +53,7 @@ class TrainerConfig(_Settings):
     gradient_checkpointing: bool = Field(False, description="needs forward_mode: dense")
     lora: LoraSettings = LoraSettings()
     mixed_precision: Literal["auto", "no", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
-    seed: int = 43
+    seed: int = Field(43, ge=0, lt=2**32, description="random seed of the run (numpy takes seeds below 2**32)")
     checkpoint_every: int = Field(0, ge=0, description="steps between checkpoints (0: only at the end)")
     keep_checkpoints: int = Field(1, ge=1)
     resume: Literal["auto", "never"] = Field("auto", description="auto: continue from a compatible checkpoint")

@@ -3,8 +3,9 @@
 Per optimizer step: the step's chunks (a function of seed and step) -> this process's share -> micro-batches, each
 (EBFT) rolled out with the current policy and then back-propagated, gradients accumulated (synchronised across
 processes on the last micro-batch only) -> clip -> AdamW -> schedule. On-policy: every rollout of a step uses the
-weights of the previous optimizer step. accelerate provides devices, DDP/FSDP and bf16 autocast. Metrics go to
-MLflow and a progress bar; checkpoints every N steps and at the end make any kill resumable.
+weights of the previous optimizer step. accelerate provides devices, DDP/FSDP and bf16 autocast. Metrics go to the
+run log (an MLflow run in the pipeline) and a progress bar; checkpoints every N steps and at the end make any kill
+resumable.
 """
 
 from __future__ import annotations

@@ -108,3 +108,8 @@ def test_packing_is_deterministic(tokenizer):
     for split in ("train", "val", "test"):
         assert torch.equal(a.splits[split].input_ids, b.splits[split].input_ids)
     assert np.isclose(a.card["document_tokens"]["mean"], b.card["document_tokens"]["mean"])
+
+
+def test_a_chunk_length_no_training_document_reaches_is_refused(tokenizer):
+    with pytest.raises(DataError, match=r"no training chunk fits: .* fewer than data.seq_len=1000000000"):
+        prepare(docs(10), tokenizer, seq_len=1_000_000_000)

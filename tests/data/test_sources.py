@@ -120,3 +120,21 @@ def test_jsonl_paths_may_be_a_folder_or_a_glob_read_in_sorted_order(tmp_path, mo
     with pytest.raises(DataError, match=r"folder .*2027 has no \*\.jsonl file"):
         (drop / "2027").mkdir()
         JsonlSource([str(drop / "2027")])
+
+
+def test_undecodable_bytes_lone_surrogates_and_deep_nesting_are_bad_records(tmp_path):
+    path = tmp_path / "hostile.jsonl"
+    lines = [
+        json.dumps({"text": "ok"}).encode(),
+        b'{"text": "caf\xe9"}',  # latin-1, not UTF-8
+        b'{"text": "\\ud800 alone"}',  # a lone surrogate escape: valid JSON, not text
+        b"[" * 100_000 + b"]" * 100_000,
+        json.dumps({"text": "also ok"}).encode(),
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    records = list(JsonlSource([str(path)]).records())
+    assert [type(r).__name__ for r in records] == ["Document", "BadRecord", "BadRecord", "BadRecord", "Document"]
+    bad = {r.origin: r.reason for r in records if isinstance(r, BadRecord)}
+    assert "not valid UTF-8 (byte 0xe9 at column 14)" in bad[f"{path}:2"]
+    assert "field 'text' holds '\\ud800', which is not a character" in bad[f"{path}:3"]
+    assert "nested too deeply" in bad[f"{path}:4"]

@@ -113,3 +113,24 @@ def test_settings_shared_by_params_yaml_and_the_library_are_declared_once():
     for field in shared:
         declaring = sorted(c.__qualname__ for c in models if field in inspect.get_annotations(c))
         assert len(declaring) == 1, f"{field} is declared in {declaring}"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("train:\n  steps: [1\n", r"params.yaml:3:1: not valid YAML"),
+        ("train:\n  steps: 3\ndata:\n  seq_len: 72\ntrain:\n  steps: 4\n", r"params.yaml:5:1: .*duplicate key 'train' "
+         r"\(first at line 1\)"),
+        ("", r"params.yaml is empty"),
+        ("# only a comment\n", r"params.yaml is empty"),
+        ("- a list\n", r"expected a mapping of sections"),
+        ("train:\n  steps: true\n", r"train.steps = True: expected a number, not true/false"),
+        ("train:\n  methods: []\n", r"train.methods = \[\]: List should have at least 1 item"),
+        (f"train:\n  seed: {2**80}\n", r"train.seed = 1208925819614629174706176: Input should be less than 4294967296"),
+    ],
+)  # fmt: skip
+def test_a_broken_params_file_names_the_file_and_the_key(tmp_path, text, expected):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError, match=expected):
+        load_params(path)
