@@ -66,5 +66,11 @@ def load_split(data_dir: str | Path, split: str) -> ChunkSplit:
     path = Path(data_dir) / f"{split}.safetensors"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: build the data first (`dvc repro prepare`)")
-    t = load_file(str(path))
-    return ChunkSplit(t["input_ids"], t["doc_ids"], t["qa_mask"].bool())
+    try:
+        t = load_file(str(path))
+        return ChunkSplit(t["input_ids"], t["doc_ids"], t["qa_mask"].bool())
+    except Exception as err:  # safetensors raises its own error type for an unreadable file
+        raise ValueError(
+            f"{path} cannot be read ({err}): restore it from the DVC cache (`dvc checkout data`) or rebuild it "
+            "(`dvc repro prepare`)"
+        ) from None

@@ -3,7 +3,9 @@
 Layout on disk: ``index.json`` plus safetensors shards ``<split>-00000.safetensors`` holding ``features`` of shape
 (chunks, NB, D) in fp32. The cache key hashes the feature network's weights, each split's token content and the
 feature settings (layers, pooling, normalisation, L/C/s/G, document masking, dtype). A reader states the key it
-expects; a cache built for anything else is refused with the parts that differ, never used silently.
+expects; a cache built for anything else is refused with the parts that differ, never used silently. The index also
+records each shard's sha256, checked whenever the shard is read: a file changed or damaged on disk is refused by name,
+with how to restore it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tqdm.auto import tqdm
 
 from components.data.atomic_io import atomic_directory
 from components.data.chunk_store import ChunkSplit
+from components.data.hashing import sha256_file
 from components.data.model_loading import load_model, weights_sha256
 from components.engine.causal_lm import compute_dtype, model_device
 from components.engine.layout import StridedLayout
@@ -28,6 +31,7 @@ from components.method.config import FeaturesConfig
 from components.method.feature_network import FeatureNetwork
 
 INDEX = "index.json"
+REPAIR = "Restore it from the DVC cache (`dvc checkout features`) or rebuild it (`dvc repro features`)."
 
 
 class FeatureCacheError(ValueError):
@@ -86,8 +90,6 @@ def build_feature_cache(
     shard_size: int = 256,
 ) -> dict:
     """Compute and store the ground-truth features of every chunk of ``splits``; returns timing figures."""
-    device = model_device(network.model)
-    dtype = compute_dtype(network.model)
     index: dict = {"key": asdict(key), "digest": key.digest(), "splits": {}}
     stats: dict = {}
     with atomic_directory(out_dir) as tmp:
@@ -97,22 +99,7 @@ def build_feature_cache(
                     f"split {split!r} has chunks of {chunks.seq_len} tokens but layout seq_len is {layout.seq_len}"
                 )
             start = time.perf_counter()
-            shards, buffer = [], []
-            bar = tqdm(total=len(chunks), desc=f"features {split}", unit="chunk", disable=len(chunks) == 0)
-            for lo in range(0, len(chunks), batch_size):
-                batch = chunks.batch(slice(lo, lo + batch_size)).to(device)
-                masks = build_strided_masks(
-                    layout, doc_ids=batch.doc_ids if document_masking else None, dtype=dtype, device=device
-                )
-                buffer.append(network.ground_truth_features(batch.input_ids, masks).float().cpu())
-                bar.update(batch.input_ids.shape[0])
-                if sum(len(b) for b in buffer) >= shard_size or lo + batch_size >= len(chunks):
-                    name = f"{split}-{len(shards):05d}.safetensors"
-                    block = torch.cat(buffer)
-                    save_file({"features": block.contiguous()}, str(tmp / name))
-                    shards.append({"file": name, "chunks": len(block)})
-                    buffer = []
-            bar.close()
+            shards = _write_shards(tmp, split, chunks, network, layout, document_masking, batch_size, shard_size)
             seconds = time.perf_counter() - start
             shape = list(load_file(str(tmp / shards[0]["file"]))["features"].shape[1:]) if shards else []
             index["splits"][split] = {"chunks": len(chunks), "feature_shape": shape, "shards": shards}
@@ -123,6 +110,37 @@ def build_feature_cache(
             }
         (tmp / INDEX).write_text(json.dumps(index, indent=2) + "\n")
     return stats
+
+
+def _write_shards(
+    folder: Path,
+    split: str,
+    chunks: ChunkSplit,
+    network: FeatureNetwork,
+    layout: StridedLayout,
+    document_masking: bool,
+    batch_size: int,
+    shard_size: int,
+) -> list[dict]:
+    """One split's features in shards of about ``shard_size`` chunks; each shard's entry holds its content hash."""
+    device, dtype = model_device(network.model), compute_dtype(network.model)
+    shards, buffer = [], []
+    bar = tqdm(total=len(chunks), desc=f"features {split}", unit="chunk", disable=len(chunks) == 0)
+    for lo in range(0, len(chunks), batch_size):
+        batch = chunks.batch(slice(lo, lo + batch_size)).to(device)
+        masks = build_strided_masks(
+            layout, doc_ids=batch.doc_ids if document_masking else None, dtype=dtype, device=device
+        )
+        buffer.append(network.ground_truth_features(batch.input_ids, masks).float().cpu())
+        bar.update(batch.input_ids.shape[0])
+        if sum(len(b) for b in buffer) >= shard_size or lo + batch_size >= len(chunks):
+            name = f"{split}-{len(shards):05d}.safetensors"
+            block = torch.cat(buffer)
+            save_file({"features": block.contiguous()}, str(folder / name))
+            shards.append({"file": name, "chunks": len(block), "sha256": sha256_file(folder / name)})
+            buffer = []
+    bar.close()
+    return shards
 
 
 class FeatureCache:
@@ -144,8 +162,11 @@ class FeatureCache:
         path = directory / INDEX
         if not path.exists():
             raise FeatureCacheError(f"no feature cache at {directory}: build it with `dvc repro features`")
-        index = json.loads(path.read_text())
-        built = FeatureCacheKey(**index["key"])
+        try:
+            index = json.loads(path.read_text(encoding="utf-8"))
+            built = FeatureCacheKey(**index["key"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise FeatureCacheError(f"{path} cannot be read ({err}). {REPAIR}") from None
         diffs = "; ".join(expected.differences(built))
         if diffs:
             raise FeatureCacheError(
@@ -162,12 +183,30 @@ class FeatureCache:
         if split not in self.index["splits"]:
             raise FeatureCacheError(f"split {split!r} is not in the feature cache (has {self.splits()})")
         if split not in self._loaded:
-            shards = [
-                load_file(str(self.directory / s["file"]))["features"] for s in self.index["splits"][split]["shards"]
-            ]
+            shards = [self._load_shard(shard) for shard in self.index["splits"][split]["shards"]]
             self._loaded[split] = torch.cat(shards) if shards else torch.zeros(0)
         all_features = self._loaded[split]
         return all_features if indices is None else all_features[indices]
+
+    def _load_shard(self, shard: dict) -> torch.Tensor:
+        """A shard's features, after checking its bytes against the hash the index recorded when it was built."""
+        path = self.directory / shard["file"]
+        if not path.exists():
+            raise FeatureCacheError(f"{path} is missing from the feature cache. {REPAIR}")
+        if "sha256" not in shard:
+            raise FeatureCacheError(f"{self.directory / INDEX} records no content hashes (an older cache). {REPAIR}")
+        if sha256_file(path) != shard["sha256"]:
+            raise FeatureCacheError(
+                f"{path} does not match the hash recorded in {self.directory / INDEX}: it was changed or damaged "
+                f"after the cache was built. {REPAIR}"
+            )
+        try:
+            features = load_file(str(path))["features"]
+        except Exception as err:  # safetensors raises its own error type for an unreadable file
+            raise FeatureCacheError(f"{path} cannot be read ({err}). {REPAIR}") from None
+        if features.shape[0] != shard["chunks"]:
+            raise FeatureCacheError(f"{path} holds {features.shape[0]} chunks, the index {shard['chunks']}. {REPAIR}")
+        return features
 
 
 def make_cache_key(

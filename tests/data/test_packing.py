@@ -113,3 +113,11 @@ def test_packing_is_deterministic(tokenizer):
 def test_a_chunk_length_no_training_document_reaches_is_refused(tokenizer):
     with pytest.raises(DataError, match=r"no training chunk fits: .* fewer than data.seq_len=1000000000"):
         prepare(docs(10), tokenizer, seq_len=1_000_000_000)
+
+
+def test_an_unreadable_chunk_file_is_named_with_the_fix(tmp_path):
+    from components.data.chunk_store import load_split
+
+    (tmp_path / "train.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(ValueError, match=r"train.safetensors cannot be read .*dvc checkout data"):
+        load_split(tmp_path, "train")

@@ -109,3 +109,25 @@ def test_chunk_store_round_trip(setup, tmp_path):
     assert loaded.content_hash() == splits["train"].content_hash()
     with pytest.raises(FileNotFoundError, match="dvc repro prepare"):
         load_split(tmp_path, "val")
+
+
+@pytest.mark.parametrize("damage", ["flip_bytes", "truncate_shard", "truncate_index", "delete_shard"])
+def test_a_damaged_cache_file_is_refused_by_name_with_the_fix(setup, tmp_path, damage):
+    root, model, splits = setup
+    network = FeatureNetwork(model, FeatureConfig())
+    key = make_cache_key(weights_sha256(root / "base"), network, splits, LAYOUT, False)
+    build_feature_cache(tmp_path / "features", network, splits, LAYOUT, key, batch_size=4, shard_size=4)
+    shard, index = tmp_path / "features/train-00001.safetensors", tmp_path / "features/index.json"
+    if damage == "flip_bytes":  # same size, still a readable safetensors file: only the hash can tell
+        data = bytearray(shard.read_bytes())
+        data[-8:] = bytes(b ^ 0xFF for b in data[-8:])
+        shard.write_bytes(bytes(data))
+    elif damage == "truncate_shard":
+        shard.write_bytes(shard.read_bytes()[:100])
+    elif damage == "truncate_index":
+        index.write_text(index.read_text()[:50])
+    else:
+        shard.unlink()
+    named = index if damage == "truncate_index" else shard
+    with pytest.raises(FeatureCacheError, match=rf"{named}.*dvc checkout features.*dvc repro features"):
+        FeatureCache.open(tmp_path / "features", key).features("train")
