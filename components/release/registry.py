@@ -2,10 +2,12 @@
 rollback.
 
 A version is created with every lineage tag in one call and the tag ``ebft.state=pending``. The gate's numbers are
-written as tags next; then the aliases move (the commit point) and the state becomes ``final``. A pipeline that dies
-before the commit point leaves a pending version that no alias points at: ``discard_incomplete`` (run under the
-pipeline lock, so no live run owns it) deletes it. One that dies after the first alias move has completed its
-decision, and is marked final. So an alias only ever points at a fully tagged version.
+written as tags next, then ``ebft.decided`` (the commit point: the decision is complete); then the aliases move
+(champion first when promoting, then challenger) and the state becomes ``final``. The next run (under the pipeline
+lock, so no live run owns a pending version) makes every interrupted registration converge (``discard_incomplete``):
+a version that died before its decision was complete has no alias and is deleted (that run's model is registered
+and gated again, as if the dead run had not happened); one that died after it gets the rest of its commit, exactly as
+the dead run would have done it. So an alias only ever points at a fully tagged version.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from components.release.tracking import tracking_uri_scope
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 STATE, PENDING, FINAL = "ebft.state", "pending", "final"
+DECIDED = "ebft.decided"  # promote | keep, written after every decision tag
 PREVIOUS_CHAMPION = "ebft.previous_champion"
 
 
@@ -122,14 +125,19 @@ class ModelRegistry:
             )
 
     def commit(self, version: ModelVersion, decision_tags: Mapping[str, str], promote: bool) -> None:
-        """Write the gate's decision, then move the aliases (champion first when promoting), then mark it final."""
+        """Write the gate's decision and mark it complete, then move the aliases and mark the version final."""
         v = number(version)
         for key, value in decision_tags.items():
             self.client.set_model_version_tag(self.name, v, key, str(value))
+        self.client.set_model_version_tag(self.name, v, DECIDED, "promote" if promote else "keep")
+        self._finish(v, promote)
+
+    def _finish(self, version: str, promote: bool) -> None:
+        """The commit after its decision: champion (when promoting), challenger, final. Repeating it is harmless."""
         if promote:
-            self._make_champion(v)
-        self.client.set_registered_model_alias(self.name, CHALLENGER, v)
-        self.client.set_model_version_tag(self.name, v, STATE, FINAL)
+            self._make_champion(version)
+        self.client.set_registered_model_alias(self.name, CHALLENGER, version)
+        self.client.set_model_version_tag(self.name, version, STATE, FINAL)
 
     def _make_champion(self, version: str) -> None:
         current = self.alias(CHAMPION)
@@ -152,8 +160,9 @@ class ModelRegistry:
         for v in self._search():
             if v.tags.get(STATE) != PENDING:
                 continue
-            if self.aliases(v):  # died after the commit point: the decision is complete
-                self.client.set_model_version_tag(self.name, v.version, STATE, FINAL)
+            decided = v.tags.get(DECIDED)
+            if decided or self.aliases(v):  # died after the commit point: the decision is complete
+                self._finish(number(v), promote=decided == "promote")
                 done.append(f"v{v.version}: finished an interrupted commit")
             else:
                 self.client.delete_model_version(self.name, v.version)

@@ -3,6 +3,7 @@ model is not registered twice, a real improvement is promoted and a non-improvem
 version tags, rollback, `models:/<name>@champion` loads and generates, and an interrupted registration moves no alias
 and leaves no half-registered version."""
 
+import contextlib
 import json
 import os
 
@@ -212,3 +213,80 @@ def test_a_local_sqlite_registry_as_make_run_uses_it(tmp_path, tiny_project):
     registry.client.set_registered_model_alias("local", CHALLENGER, str(pending.version))
     assert registry.discard_incomplete() == ["v2: finished an interrupted commit"]
     assert [v.tags["ebft.state"] for v in registry.versions()] == ["final", "final"]
+
+
+class Killed(BaseException):
+    """What SIGKILL does to a run: it stops at once, and no exception handler of its own runs."""
+
+
+MODEL_FILES = ("metrics/train.json", "models/trained/ebft/model.safetensors", "eval/ebft/validation_ce.jsonl",
+               "eval/ebft/feature_matching.jsonl")  # fmt: skip
+
+
+def registry_state(registry: ModelRegistry) -> dict:
+    """What consumers and the next run see, by model (weights hash) rather than by version number."""
+    champion, challenger = registry.alias(CHAMPION), registry.alias(CHALLENGER)
+    previous = registry.client.get_model_version(registry.name, champion.tags["ebft.previous_champion"])
+    versions = registry.versions()
+    return {
+        "champion": champion.tags["model.sha256"],
+        "challenger": challenger.tags["model.sha256"],
+        "champion_decision": champion.tags["gate.decision"],
+        "previous_champion": previous.tags["model.sha256"],
+        "states": sorted({v.tags["ebft.state"] for v in versions}),
+        "copies_of_champion": [v.tags["model.sha256"] for v in versions].count(champion.tags["model.sha256"]),
+    }
+
+
+def test_a_run_killed_at_any_write_of_its_commit_converges_to_the_uninterrupted_state(tmp_path, tiny_project):
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    project = FakeProject(tmp_path / "project", uri, tiny_project / "models/tokenizer")
+    models = {}
+    for name, seed, shift in (("first", 41, 0.0), ("better", 42, 0.05)):
+        project.train(seed, BASE_ALIGNMENT + shift, BASE_CE - shift)
+        models[name] = {path: (project.root / path).read_bytes() for path in MODEL_FILES}
+
+    def use(model: str) -> None:
+        for path, data in models[model].items():
+            (project.root / path).write_bytes(data)
+
+    def gated_then_improved(name: str, kill_at: int | None = None) -> int:
+        """v1 from the first model, then a run that registers the better one and is killed at write ``kill_at``;
+        returns how many registry writes that run made (or tried)."""
+        registry = ModelRegistry(uri, name)
+        use("first")
+        project.gate(registry)
+        use("better")
+        writes = 0
+        for method in ("set_model_version_tag", "set_registered_model_alias"):
+            real = getattr(registry.client, method)
+
+            def counted(*args, real=real):
+                nonlocal writes
+                writes += 1
+                if writes == kill_at:
+                    raise Killed
+                return real(*args)
+
+            setattr(registry.client, method, counted)
+        registry.discard = lambda version: False  # a killed process cleans up nothing
+        with contextlib.suppress(Killed):
+            project.gate(registry)
+        return writes
+
+    total = gated_then_improved("uninterrupted")
+    expected = registry_state(ModelRegistry(uri, "uninterrupted"))
+    assert expected["champion"] == expected["challenger"] != expected["previous_champion"]
+    assert expected["champion_decision"] == "promote" and expected["states"] == ["final"]
+    # the commit's writes: the decision tags, ebft.decided, previous champion, promoted_at, champion, challenger, final
+    decided = total - 5
+    for kill_at in sorted({1, decided // 2, decided, decided + 1, decided + 2, decided + 3, decided + 4, total}):
+        gated_then_improved(f"killed-{kill_at}", kill_at)
+        registry = ModelRegistry(uri, f"killed-{kill_at}")
+        result = project.gate(registry)  # the next run: recovery first, then registration as needed
+        assert registry_state(registry) == expected, (kill_at, result.cleaned)
+        assert result.cleaned == [
+            "v2: deleted (registration was interrupted before its gate decision)"
+            if kill_at <= decided
+            else "v2: finished an interrupted commit"
+        ], kill_at
