@@ -1,7 +1,7 @@
 """Settings of the engine that params.yaml exposes: how continuations are sampled and how the training forward runs.
 
-Kept apart from the code that uses them, so that reading params.yaml imports nothing heavier than pydantic (and a code
-edit to the engine does not count as a change of the stages that only validate params).
+Kept apart from the code that uses them, so that reading params.yaml imports no model code (and an edit to the engine
+does not count as a change of the stages that only validate params).
 """
 
 from __future__ import annotations
