@@ -3,11 +3,14 @@
 Every program runs in its own process tree in a fresh temporary folder, with:
 - resource limits (rlimits, inherited by everything it starts): CPU seconds, address space, process count, file size,
   no core dumps;
-- a clean environment (no inherited credentials or secrets; HOME and TMPDIR point into its folder);
-- as the unprivileged ``nobody`` user when the evaluator runs as root;
-- fresh user, network and PID namespaces (util-linux ``unshare``) where the kernel allows: no network at all, and no
-  process outside the namespace to signal (its parent is invisible); the namespace, and with it every process the
-  program started, dies when the sandbox is killed;
+- a clean environment (no inherited credentials or secrets);
+- as an unprivileged user of its own, drawn at random for the run, when the evaluator runs as root: its folder (mode
+  0700) and its process-count limit are its own, so concurrent runs cannot touch each other's files or starve each
+  other of processes;
+- fresh user, network, PID and mount namespaces (util-linux ``unshare``) where the kernel allows: no network at all,
+  no process outside the namespace to see or signal (a private /proc), private size-limited /tmp, /var/tmp and
+  /dev/shm that vanish with the run; the namespace, and with it every process the program started, dies when the
+  sandbox is killed;
 - a wall-clock limit, after which the whole process group is killed.
 
 Where namespaces are unavailable the sandbox says so (``isolation``) and falls back to rlimits, the unprivileged user
@@ -40,6 +43,7 @@ Status = Literal["pass", "fail", "timeout", "error"]
 # imported, never run here: so the import graph (and the evaluate stage's DVC deps) include the harness file
 HARNESS = Path(sandbox_harness.__file__)
 NOBODY = 65534
+RUN_UIDS = (1 << 20, 1 << 30)  # each run as a user drawn from this range (when the evaluator runs as root)
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ def _probe_namespaces() -> tuple[str, ...]:
     unshare = shutil.which("unshare")
     if not unshare:
         return ()
-    candidate = (unshare, "--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child")
+    candidate = (unshare, "--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child", "--mount-proc")
     try:
         ok = subprocess.run([*candidate, "true"], capture_output=True, timeout=10, preexec_fn=_drop_privileges)
     except (OSError, subprocess.SubprocessError):
@@ -122,19 +126,28 @@ def isolation() -> str:
     """How isolated sandboxed programs are on this machine (for logs and the evaluation record)."""
     parts = ["rlimits", "clean environment"]
     if os.geteuid() == 0:
-        parts.append("nobody user")
-    parts.append("user/net/pid namespaces" if _namespace_prefix() else "socket block (no namespaces available)")
+        parts.append("a user of its own per run")
+    if _namespace_prefix():
+        parts.append("user/net/pid namespaces, private /proc, /tmp and /dev/shm")
+    else:
+        parts.append("socket block (no namespaces available)")
     return ", ".join(parts)
 
 
-def _drop_privileges() -> None:
+def _drop_privileges(uid: int = NOBODY) -> None:
     if os.geteuid() == 0:
         os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
+        os.setgid(uid)
+        os.setuid(uid)
 
 
-def _limits(limits: SandboxLimits):
+def _run_uid() -> int:
+    """A user id no other run has: its files and its process limit are its own (RLIMIT_NPROC counts per user, so a
+    fork bomb in one run cannot starve the runs beside it, and no run can write another's folder)."""
+    return RUN_UIDS[0] + secrets.randbelow(RUN_UIDS[1] - RUN_UIDS[0])
+
+
+def _limits(limits: SandboxLimits, uid: int):
     def apply() -> None:
         os.setsid()  # its own process group, killed as a whole
         mb = 1024 * 1024
@@ -142,8 +155,8 @@ def _limits(limits: SandboxLimits):
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.max_file_mb * mb, limits.max_file_mb * mb))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        _drop_privileges()
-        # Counted per user: after dropping to nobody, this bounds the program's whole process tree.
+        _drop_privileges(uid)
+        # Counted per user: after dropping to the run's own user, this bounds the program's whole process tree.
         resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes, limits.max_processes))
 
     return apply
@@ -164,13 +177,22 @@ def _clean_env(folder: Path) -> dict[str, str]:
     }
 
 
+def _isolation_env() -> dict[str, str]:
+    """With namespaces the harness mounts a private /tmp (where HOME and TMPDIR then point); without, it blocks
+    sockets at the Python level."""
+    if _namespace_prefix():
+        return {"EBFT_SANDBOX_PRIVATE_TMP": "1", "HOME": "/tmp", "TMPDIR": "/tmp"}
+    return {"EBFT_SANDBOX_BLOCK_SOCKETS": "1"}
+
+
 def run_program(program: str, limits: SandboxLimits = SandboxLimits()) -> RunResult:
     """Run ``program`` (Python source) in the sandbox; pass only if it ran to the end without an exception."""
     start = time.perf_counter()
-    folder = Path(tempfile.mkdtemp(prefix="ebft-sandbox-"))
+    folder = Path(tempfile.mkdtemp(prefix="ebft-sandbox-"))  # mode 0700
+    uid = _run_uid()
     try:
         if os.geteuid() == 0:
-            os.chown(folder, NOBODY, NOBODY)
+            os.chown(folder, uid, uid)
         (folder / "solution.py").write_text(program)
         shutil.copy(HARNESS, folder / "harness.py")  # readable by the sandbox user wherever the project lives
         nonce = secrets.token_hex(16)
@@ -184,10 +206,8 @@ def run_program(program: str, limits: SandboxLimits = SandboxLimits()) -> RunRes
                 stdout=out,
                 stderr=err,
                 cwd=folder,
-                env=_clean_env(folder)
-                | python_env
-                | ({} if _namespace_prefix() else {"EBFT_SANDBOX_BLOCK_SOCKETS": "1"}),
-                preexec_fn=_limits(limits),
+                env=_clean_env(folder) | python_env | _isolation_env(),
+                preexec_fn=_limits(limits, uid),
             )
             try:
                 proc.stdin.write(f"{nonce}\n".encode())

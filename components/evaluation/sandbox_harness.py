@@ -16,6 +16,18 @@ def _block_sockets() -> None:
     sys.addaudithook(hook)
 
 
+def _private_tmp() -> None:
+    """Fresh, size-limited tmpfs over /tmp, /var/tmp and /dev/shm in the run's own mount namespace: nothing written
+    there outlives the run or is seen by another. The program's folder stays reachable as the working directory."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for target in ("/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(target) and libc.mount(b"tmpfs", target.encode(), b"tmpfs", 0, b"size=64m,mode=1777"):
+            sys.stderr.write(f"\nSandboxError: could not make {target} private: {os.strerror(ctypes.get_errno())}\n")
+            os._exit(1)
+
+
 def main() -> None:
     nonce = sys.stdin.readline().strip()
     sys.stdin = open(os.devnull)  # noqa: SIM115 - the program gets an empty stdin
@@ -24,6 +36,8 @@ def main() -> None:
     path = sys.argv[1]
     with open(path, encoding="utf-8") as f:
         source = f.read()
+    if os.environ.get("EBFT_SANDBOX_PRIVATE_TMP") == "1":
+        _private_tmp()
     namespace = {"__name__": "__main__", "__file__": path}
     try:
         exec(compile(source, "solution.py", "exec"), namespace)

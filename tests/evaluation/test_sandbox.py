@@ -6,11 +6,12 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from components.evaluation.code_tasks import load_problems
-from components.evaluation.sandbox import RunResult, SandboxLimits, isolation, run_program
+from components.evaluation.sandbox import RUN_UIDS, RunResult, SandboxLimits, isolation, run_program
 
 FAST = SandboxLimits(wall_seconds=5, cpu_seconds=5, memory_mb=1024, max_processes=32, max_file_mb=1)
 
@@ -46,13 +47,13 @@ def test_sleeping_forever_times_out_on_the_wall_clock():
 
 
 def test_fork_bomb_is_contained_and_leaves_nothing_behind():
-    before = _processes_of("nobody")
+    before = _sandbox_processes()
     result = run("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass")
     assert result.status != "pass"
     deadline = time.monotonic() + 15  # the kernel tears down a killed PID namespace asynchronously; slow under load
-    while _processes_of("nobody") > before and time.monotonic() < deadline:
+    while _sandbox_processes() > before and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _processes_of("nobody") <= before
+    assert _sandbox_processes() <= before
 
 
 def test_memory_bomb_fails_without_taking_the_host_down():
@@ -137,6 +138,67 @@ def test_all_humaneval_reference_solutions_pass_through_the_sandbox():
     assert len(problems) == 164 and failing == []
 
 
-def _processes_of(user: str) -> int:
-    out = subprocess.run(["ps", "-u", user, "-o", "pid="], capture_output=True, text=True).stdout
-    return len(out.split())
+def _sandbox_processes() -> int:
+    """Processes of sandbox users (each run has its own, drawn from RUN_UIDS)."""
+    out = subprocess.run(["ps", "-e", "-o", "uid="], capture_output=True, text=True).stdout
+    return sum(RUN_UIDS[0] <= int(uid) < RUN_UIDS[1] for uid in out.split())
+
+
+def test_the_hosts_processes_and_temporary_files_are_out_of_sight_and_nothing_is_left(tmp_path):
+    marker = Path("/tmp") / f"ebft-host-marker-{os.getpid()}"
+    marker.write_text("the host's")
+    program = f"""
+import os
+pids = [p for p in os.listdir("/proc") if p.isdigit()]
+assert str({os.getpid()}) not in pids and len(pids) < 10, pids  # a /proc of its own namespace
+assert not os.path.exists({str(marker)!r}) and not os.listdir("/tmp"), os.listdir("/tmp")
+for folder in ("/tmp", "/dev/shm"):
+    open(os.path.join(folder, "ebft-left-behind"), "w").write("x" * 1000)
+"""
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:  # two at once: neither sees the other's files either
+            results = list(pool.map(run, [program, program]))
+    finally:
+        marker.unlink()
+    assert [r.status for r in results] == ["pass", "pass"], results
+    assert not Path("/tmp/ebft-left-behind").exists() and not Path("/dev/shm/ebft-left-behind").exists()
+
+
+def beside(first: str, others: list[str], head_start: float = 1.0) -> list[RunResult]:
+    """``first`` running, then ``others`` one after another beside it (two workers, as the evaluate stage runs)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        running = pool.submit(run, first)
+        time.sleep(head_start)
+        later = [pool.submit(run, program) for program in others]
+        return [running.result(), *(f.result() for f in later)]
+
+
+def test_a_run_cannot_rewrite_the_harness_of_the_run_beside_it():
+    attacker = """
+import glob, os, time
+end = time.time() + 4
+while time.time() < end:
+    for path in glob.glob("/tmp/ebft-sandbox-*/harness.py"):
+        try:
+            os.unlink(path)
+            open(path, "w").write("import sys\\nprint(sys.stdin.readline().strip())\\n")
+        except OSError:
+            pass
+"""
+    wrong = ["assert 1 + 1 == 3, 'wrong'"] * 6
+    results = beside(attacker, wrong, head_start=0.5)
+    assert [r.status for r in results[1:]] == ["fail"] * 6, results
+
+
+def test_a_fork_bomb_does_not_starve_the_runs_beside_it():
+    bomb = """
+import os, time
+for _ in range(10_000):
+    try:
+        os.fork()
+    except OSError:  # the process limit is reached: hold the slots
+        time.sleep(4)
+"""
+    correct = ["import subprocess, sys\nsubprocess.run([sys.executable, '-c', 'pass'], check=True)"] * 3
+    results = beside(bomb, correct)
+    assert results[0].status != "pass" and [r.status for r in results[1:]] == ["pass"] * 3, results
