@@ -23,6 +23,7 @@ from components.release.tracking import RunTracker, flatten, git_facts
 from components.training.checkpointing import run_fingerprint
 from components.training.job import JobOutputs, TrainingJob, train_all
 from components.training.launch import launched, new_accelerator, relaunch
+from components.training.run_log import RunLog
 from components.training.run_record import model_card
 from flows.stage_cli import stage_main
 
@@ -64,7 +65,12 @@ def run(
         job.tags["features.cache_digest"] = job.cache.digest
     outputs = JobOutputs(Path(out_dir), Path(metrics_path), Path(curves_dir))
     main = accelerator.is_main_process
-    return train_all(job, outputs, lambda: RunTracker(params.tracking.uri, params.tracking.experiment, main), main)
+    tracking = params.tracking
+
+    def new_run_log() -> RunLog:
+        return RunTracker(tracking.uri, tracking.experiment) if main else RunLog()
+
+    return train_all(job, outputs, new_run_log, main)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -58,14 +58,13 @@ def git_facts() -> dict[str, str]:
 
 
 class RunTracker(RunLog):
-    """An MLflow run (the main process of a distributed run logs; ``enabled=False`` keeps nothing)."""
+    """An MLflow run. Only the main process of a distributed run keeps one; the others write to a plain ``RunLog``."""
 
-    def __init__(self, uri: str | None = None, experiment: str = "ebft", enabled: bool = True):
-        self.enabled = enabled
+    def __init__(self, uri: str | None = None, experiment: str = "ebft"):
         self.uri = resolve_tracking_uri(uri)
         self.experiment = experiment
         self.run_id: str | None = None
-        self.client = MlflowClient(tracking_uri=self.uri) if enabled else None
+        self.client = MlflowClient(tracking_uri=self.uri)
 
     def _experiment_id(self) -> str:
         found = self.client.get_experiment_by_name(self.experiment)
@@ -78,8 +77,6 @@ class RunTracker(RunLog):
 
     def start(self, run_name: str, tags: Mapping[str, str], resume_run_id: str | None = None) -> str | None:
         """Start a run (or continue ``resume_run_id`` after a resumed checkpoint); returns its id."""
-        if not self.enabled:
-            return None
         if resume_run_id:
             self.client.update_run(resume_run_id, status="RUNNING")
             self.run_id = resume_run_id
@@ -89,15 +86,11 @@ class RunTracker(RunLog):
         return self.run_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        if not self.enabled:
-            return
         items = [Param(k, json.dumps(v) if isinstance(v, list | dict) else str(v)[:6000]) for k, v in params.items()]
         for lo in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[lo : lo + 100])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        if not self.enabled:
-            return
         now = int(time.time() * 1000)
         # MLflow metric names allow letters, digits and _-. :/ only ("pass@1" -> "pass_at_1")
         batch = [Metric(k.replace("@", "_at_"), float(v), now, step) for k, v in metrics.items() if v is not None]
@@ -105,25 +98,20 @@ class RunTracker(RunLog):
             self.client.log_batch(self.run_id, metrics=batch[lo : lo + 500])
 
     def log_table(self, data: Mapping[str, list], artifact_file: str) -> None:
-        if self.enabled:
-            with tracking_uri_scope(self.uri):
-                mlflow.log_table(dict(data), artifact_file=artifact_file, run_id=self.run_id)
+        with tracking_uri_scope(self.uri):
+            mlflow.log_table(dict(data), artifact_file=artifact_file, run_id=self.run_id)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        if self.enabled:
-            self.client.log_artifact(self.run_id, str(path), artifact_path)
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def log_dict(self, record: Any, artifact_file: str) -> None:
-        if self.enabled:
-            self.client.log_dict(self.run_id, record, artifact_file)
+        self.client.log_dict(self.run_id, record, artifact_file)
 
     def log_model(self, model, tokenizer, local_dir: str | Path, card: str, name: str = "model") -> str | None:
         """The model as an MLflow transformers model (text-generation); returns its ``models:/`` URI.
 
         ``local_dir`` is where the model was saved: pointing ``name_or_path`` there (an absolute path, not shaped like
         a hub repo id) and giving our own model ``card`` keeps MLflow from looking the model up on the hub."""
-        if not self.enabled:
-            return None
         from huggingface_hub import ModelCard
 
         model.name_or_path = str(Path(local_dir).resolve())
@@ -144,7 +132,7 @@ class RunTracker(RunLog):
         return info.model_uri
 
     def finish(self, status: str = "FINISHED") -> None:
-        if self.enabled and self.run_id:
+        if self.run_id:
             self.client.set_terminated(self.run_id, status=status)
 
 
