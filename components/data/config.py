@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from components.settings import Settings
 
 Split = Literal["train", "val", "test"]
 DataSourceName = Literal["stdlib-code", "humaneval", "mbpp", "dataframebench", "trans-de-en", "jsonl", "hf"]
@@ -12,11 +14,7 @@ QA_SOURCES = ("humaneval", "dataframebench", "trans-de-en")
 Dtype = Literal["float32", "bfloat16"]
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataConfig(_Settings):
+class DataConfig(Settings):
     source: DataSourceName = Field("stdlib-code", description="where documents come from")
     paths: list[str] = Field(default_factory=list, description="jsonl: the files to read")
     text_field: str = Field("text", description="jsonl/hf: field holding a plain document")
@@ -64,7 +62,7 @@ class DataConfig(_Settings):
         return self.source in QA_SOURCES or self.prompt_field is not None
 
 
-class ModelConfig(_Settings):
+class ModelConfig(Settings):
     base: str = Field(
         "smollm2-135m",
         description="'smollm2-135m' (offline package), 'tiny:llama' / 'tiny:qwen2' (random, for tests), "

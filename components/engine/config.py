@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from components.settings import Settings
 
 # cached: the chunk once into a KV cache, then every sample's generated tokens against it (L + n·NB·G positions);
 # dense: one chunk + generated sequence per sample with the dense mask (n·(L + NB·G)), needed with activation
@@ -16,10 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 ForwardMode = Literal["cached", "dense"]
 
 
-class SamplingConfig(BaseModel):
+class SamplingConfig(Settings):
     """How continuations are sampled. ``n_samples`` continuations are drawn per block of each chunk."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     n_samples: int = Field(4, ge=1, description="samples per chunk (n); RLOO needs >= 2, a diversity baseline >= 3")
     temperature: float = Field(0.6, gt=0, description="sampling temperature T; policy log-probs use the same T")

@@ -12,13 +12,13 @@ tokens to the KV cache. Its position id is ``a_k + g``.
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from components.settings import Settings
 
 
-class BlockGeometry(BaseModel):
+class BlockGeometry(Settings):
     """Context offset C, stride s and block length G: the layout of blocks, whatever the chunk length."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     context: int = Field(8, description="C: tokens before the first block")
     stride: int = Field(8, description="s: distance between block anchors")

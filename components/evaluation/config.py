@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from components.data.config import Split
 from components.engine.layout import StridedLayout
 from components.method.config import DocumentMasking, FeaturesConfig
+from components.settings import Settings
 
 CodeTask = Literal["humaneval", "mbpp", "dataframebench"]
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DecodingConfig(_Settings):
+class DecodingConfig(Settings):
     samples: int = Field(1, ge=1, description="completions per prompt (n of pass@k)")
     temperature: float = Field(0.0, ge=0, description="0 = greedy")
     top_p: float = Field(1.0, gt=0, le=1)
@@ -32,7 +29,7 @@ class DecodingConfig(_Settings):
         return self
 
 
-class CodeEvalConfig(_Settings):
+class CodeEvalConfig(Settings):
     tasks: list[CodeTask] = Field(
         default_factory=lambda: ["humaneval"], description="humaneval | mbpp | dataframebench"
     )
@@ -44,14 +41,14 @@ class CodeEvalConfig(_Settings):
     workers: int = Field(2, ge=1, description="test runs at once")
 
 
-class TranslationEvalConfig(_Settings):
+class TranslationEvalConfig(Settings):
     enabled: bool | Literal["auto"] = Field("auto", description="auto: on when data.source is a translation source")
     split: Split = "test"
     max_pairs: int | None = Field(200, ge=1)
     decoding: DecodingConfig = DecodingConfig(max_new_tokens=96)
 
 
-class EvalConfig(_Settings):
+class EvalConfig(Settings):
     models: list[str] | None = Field(
         None, description="'base' and/or trained methods to evaluate; null = base and every method trained"
     )

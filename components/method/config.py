@@ -9,22 +9,19 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from components.data.config import Dtype, Split
 from components.engine.config import ForwardMode, SamplingConfig
 from components.engine.layout import StridedLayout
+from components.settings import Settings
 
 LayerChoice = Literal["last", "mean", "middle", "quartiles"]
 Whitening = Literal["sample", "feature", "none"]
 KLEstimator = Literal["k1", "k2", "k3"]
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class FeatureConfig(_Settings):
+class FeatureConfig(Settings):
     """How block features are read from the feature network (docs/method.md §3)."""
 
     layers: LayerChoice | list[int] = Field(
@@ -54,7 +51,7 @@ class FeaturesConfig(FeatureConfig):
         return FeatureConfig(**self.model_dump(include=set(FeatureConfig.model_fields)))
 
 
-class RewardConfig(_Settings):
+class RewardConfig(Settings):
     alignment_coef: float = Field(1.0, ge=0, description="α: weight of alignment with the ground truth")
     diversity_coef: float = Field(0.5, ge=0, description="β: weight of the diversity penalty (paper: 0, 0.5, 1)")
     whitening: Whitening = Field("sample", description="'sample' (paper), 'feature' or 'none'")
@@ -63,18 +60,18 @@ class RewardConfig(_Settings):
     )
 
 
-class LossConfig(_Settings):
+class LossConfig(Settings):
     rl_coef: float = Field(1.0, ge=0, description="weight of the policy-gradient term")
     ce_coef: float = Field(0.03, ge=0, description="γ: weight of cross-entropy on the ground truth (paper 0-0.1)")
     kl_coef: float = Field(0.0, ge=0, description="weight of KL to a frozen reference; 0 = off (paper)")
     kl_estimator: KLEstimator = Field("k3", description="'k1', 'k2' or 'k3'")
 
 
-class DocumentMasking(_Settings):
+class DocumentMasking(Settings):
     document_masking: bool = Field(False, description="packed documents never see each other")
 
 
-class EBFTOptions(_Settings):
+class EBFTOptions(Settings):
     """The part of an EBFT step's settings that params.yaml keeps under ``train``."""
 
     sampling: SamplingConfig = SamplingConfig()

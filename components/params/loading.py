@@ -4,10 +4,10 @@ the schema, with one message that names the file and lists every problem."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from components.params.schema import Params
 
@@ -58,14 +58,10 @@ def read_yaml(path: str | Path) -> Any:
 
 
 def validate_params(raw: dict[str, Any] | None, source: str = "params.yaml") -> Params:
-    problems = _booleans_for_numbers(raw or {}, Params)
     try:
-        params = Params.model_validate(raw or {})
+        return Params.model_validate(raw or {})
     except ValidationError as err:
-        problems += [_describe(e) for e in err.errors()]
-    if problems:
-        raise ParamsError(f"{source}: invalid parameters\n" + "\n".join(problems))
-    return params
+        raise ParamsError(f"{source}: invalid parameters\n" + "\n".join(_describe(e) for e in err.errors())) from None
 
 
 def read_params_file(path: str | Path) -> dict[str, Any]:
@@ -83,32 +79,6 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     return validate_params(read_params_file(path), str(path))
-
-
-def _booleans_for_numbers(raw: dict[str, Any], model: Any, prefix: str = "") -> list[str]:
-    """``steps: true`` would quietly become 1 (pydantic reads a bool as a number): name every such value instead."""
-    problems = []
-    for key, value in raw.items():
-        field = getattr(model, "model_fields", {}).get(key)
-        if field is None:
-            continue
-        annotation = field.annotation
-        if _is_number(annotation) and isinstance(value, bool):
-            problems.append(f"  - {prefix}{key} = {value!r}: expected a number, not true/false")
-        elif isinstance(value, dict) and get_origin(annotation) is dict and _is_number(get_args(annotation)[1]):
-            problems += [
-                f"  - {prefix}{key}.{k} = {v!r}: expected a number, not true/false"
-                for k, v in value.items()
-                if isinstance(v, bool)
-            ]
-        elif isinstance(value, dict) and isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            problems += _booleans_for_numbers(value, annotation, f"{prefix}{key}.")
-    return problems
-
-
-def _is_number(annotation: Any) -> bool:
-    kinds = {annotation, *get_args(annotation)}
-    return bool(kinds & {int, float}) and bool not in kinds
 
 
 def _describe(error: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ because three stages share it; its chunk length is ``data.seq_len`` (packing own
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import ValidationError, model_validator
 
 from components.data.config import DataConfig, ModelConfig
 from components.engine.layout import BlockGeometry, StridedLayout
@@ -16,6 +16,7 @@ from components.evaluation.config import EvalConfig, EvalPlan
 from components.method.config import DocumentMasking, EBFTConfig, EBFTOptions, FeaturesConfig
 from components.release.config import RegistryConfig, TrackingConfig
 from components.release.promotion.metrics import CODE
+from components.settings import Settings
 from components.training.config import RESUME_ONLY, TrainerConfig
 
 
@@ -27,9 +28,7 @@ class TrainParams(EBFTOptions, TrainerConfig):
     """The trainer's settings and the EBFT step's sampling, rewards, loss and masking."""
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class Params(Settings):
     data: DataConfig = DataConfig()
     layout: LayoutParams = LayoutParams()
     model: ModelConfig = ModelConfig()

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from components.release.promotion.metrics import gate_metric
+from components.settings import Settings
 from components.training.config import Method
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TrackingConfig(_Settings):
+class TrackingConfig(Settings):
     uri: str | None = Field(None, description="MLflow tracking URI; null: $MLFLOW_TRACKING_URI or ./mlruns.db")
     experiment: str = Field("ebft", min_length=1)
     log_model: bool = Field(True, description="log trained models as MLflow models (they load back and generate)")
 
 
-class GateConfig(_Settings):
+class GateConfig(Settings):
     """When the challenger replaces the champion (components/release/promotion/gate.py decides)."""
 
     primary: str = Field("fm_alignment", description="metric that must improve significantly")
@@ -48,7 +45,7 @@ class GateConfig(_Settings):
         return guards
 
 
-class RegistryConfig(_Settings):
+class RegistryConfig(Settings):
     enabled: bool = Field(True, description="register the trained model and run the promotion gate (pipeline flow)")
     name: str = Field("ebft-model", min_length=1, description="registered model name: models:/<name>@champion")
     method: Method | None = Field(

@@ -7,30 +7,28 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from components.settings import Settings
 
 Method = Literal["ebft", "sft"]
 # Settings that change how a run is checkpointed or observed, not what it computes.
 RESUME_ONLY = ("resume", "checkpoint_every", "keep_checkpoints", "log_samples_every")
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class OptimizerConfig(_Settings):
+class OptimizerConfig(Settings):
     lr: float = Field(2e-5, gt=0, description="AdamW learning rate (paper: 1e-6 at 1.5B scale)")
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = Field(0.0, ge=0)
     eps: float = Field(1e-8, gt=0)
 
 
-class SchedulerConfig(_Settings):
+class SchedulerConfig(Settings):
     name: Literal["constant_with_warmup", "cosine"] = "constant_with_warmup"
     warmup_ratio: float = Field(0.03, ge=0, le=1, description="fraction of steps with a linear warm-up")
 
 
-class LoraSettings(_Settings):
+class LoraSettings(Settings):
     enabled: bool = False
     r: int = Field(16, ge=1)
     alpha: int = Field(32, ge=1)
@@ -38,7 +36,7 @@ class LoraSettings(_Settings):
     target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
 
 
-class TrainerConfig(_Settings):
+class TrainerConfig(Settings):
     methods: list[Method] = Field(
         default_factory=lambda: ["ebft", "sft"],
         min_length=1,
