@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mlflow.exceptions import MlflowException
+
 from components.params.loading import ParamsError, load_params
-from components.release.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
+from components.release.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError, unreachable
 from components.release.tracking import resolve_tracking_uri
 
 
@@ -48,18 +50,26 @@ def main(argv: list[str] | None = None) -> None:
     uri = args.uri or resolve_tracking_uri(params.tracking.uri)
     reg = ModelRegistry(uri, args.name or params.registry.name)
     try:
-        if args.command == "rollback":
-            old, new = reg.rollback()
-            print(f"champion: v{old} -> v{new}")
-        elif args.command == "promote":
-            if not args.version:
-                sys.exit("error: promote needs --version N")
-            reg.promote(args.version, args.reason)
-            print(f"champion: v{args.version} (by hand: {args.reason})")
-        else:
-            print(status(reg))
+        run(reg, args)
     except RegistryError as err:
         sys.exit(f"error: {err}")
+    except (MlflowException, OSError) as err:
+        if not unreachable(err):
+            raise
+        sys.exit(f"error: cannot reach the registry at {uri}: {str(err).splitlines()[0]}")
+
+
+def run(reg: ModelRegistry, args: argparse.Namespace) -> None:
+    if args.command == "rollback":
+        old, new = reg.rollback()
+        print(f"champion: v{old} -> v{new}")
+    elif args.command == "promote":
+        if not args.version:
+            raise RegistryError("promote needs --version N")
+        reg.promote(args.version, args.reason)
+        print(f"champion: v{args.version} (by hand: {args.reason})")
+    else:
+        print(status(reg))
     champion, challenger = reg.alias(CHAMPION), reg.alias(CHALLENGER)
     version = lambda v: f"v{v.version}" if v else "-"  # noqa: E731
     print(f"@champion = {version(champion)}, @challenger = {version(challenger)}")

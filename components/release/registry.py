@@ -4,14 +4,21 @@ rollback.
 A version is created with every lineage tag in one call and the tag ``ebft.state=pending``. The gate's numbers are
 written as tags next, then ``ebft.decided`` (the commit point: the decision is complete); then the aliases move
 (champion first when promoting, then challenger) and the state becomes ``final``. The next run (under the pipeline
-lock, so no live run owns a pending version) makes every interrupted registration converge (``discard_incomplete``):
-a version that died before its decision was complete has no alias and is deleted (that run's model is registered
-and gated again, as if the dead run had not happened); one that died after it gets the rest of its commit, exactly as
-the dead run would have done it. So an alias only ever points at a fully tagged version.
+lock, so no live run of this project owns a pending version) makes every interrupted registration of *this project*
+converge (``discard_incomplete``): a version that died before its decision was complete has no alias and is deleted
+(that run's model is registered and gated again, as if the dead run had not happened); one that died after it gets
+the rest of its commit, exactly as the dead run would have done it.
+So an alias only ever points at a fully tagged version.
+
+Several projects may share one registry (and one registered model). Each version records the project that created it
+(``ebft.project``: host and folder, the scope of the project lock); a project only ever cleans up its own versions,
+because only for those does holding the lock prove that their run is dead. Another project's pending version is
+left alone and named in the report.
 """
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,6 +33,12 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 STATE, PENDING, FINAL = "ebft.state", "pending", "final"
 DECIDED = "ebft.decided"  # promote | keep, written after every decision tag
 PREVIOUS_CHAMPION = "ebft.previous_champion"
+PROJECT = "ebft.project"  # host:folder of the project whose run created the version
+
+
+def project_id(project: Path) -> str:
+    """The scope of one project lock: this host and the project's folder."""
+    return f"{socket.gethostname()}:{project.resolve()}"
 
 
 def number(version: ModelVersion | None) -> str | None:
@@ -105,9 +118,9 @@ class ModelRegistry:
         return dst
 
     # --- writing -------------------------------------------------------------------------------------------------
-    def register(self, model_uri: str, run_id: str, tags: Mapping[str, str]) -> ModelVersion:
-        """A new pending version of the logged model ``model_uri`` (``models:/m-<id>``) of run ``run_id``, carrying
-        ``tags`` (created in one call)."""
+    def register(self, model_uri: str, run_id: str, tags: Mapping[str, str], project: str) -> ModelVersion:
+        """A new pending version of the logged model ``model_uri`` (``models:/m-<id>``) of run ``run_id`` made by
+        ``project`` (see ``project_id``), carrying ``tags`` (created in one call)."""
         try:
             self.client.create_registered_model(self.name, description="EBFT pipeline models (see version tags)")
         except MlflowException as err:
@@ -120,7 +133,7 @@ class ModelRegistry:
                 self.name,
                 source=model_uri,
                 run_id=run_id,
-                tags={**tags, STATE: PENDING},
+                tags={**tags, PROJECT: project, STATE: PENDING},
                 model_id=model_uri.removeprefix("models:/"),
             )
 
@@ -154,11 +167,17 @@ class ModelRegistry:
         self.client.delete_model_version(self.name, version.version)
         return True
 
-    def discard_incomplete(self) -> list[str]:
-        """Clean up after runs that died mid-registration; returns what was done, for the report."""
+    def discard_incomplete(self, project: str) -> list[str]:
+        """Clean up after runs of ``project`` that died mid-registration (the caller holds its project lock, so none
+        of them is alive); returns what was done and what was left, for the report."""
         done = []
         for v in self._search():
             if v.tags.get(STATE) != PENDING:
+                continue
+            if v.tags.get(PROJECT) != project:
+                age_h = (time.time() * 1000 - int(v.creation_timestamp or 0)) / 3.6e6
+                owner = v.tags.get(PROJECT, "an unknown project")
+                done.append(f"v{v.version}: left pending (created {age_h:.1f} h ago by {owner}, not this project)")
                 continue
             decided = v.tags.get(DECIDED)
             if decided or self.aliases(v):  # died after the commit point: the decision is complete
@@ -171,11 +190,20 @@ class ModelRegistry:
 
     def promote(self, version: str, reason: str) -> None:
         """Make ``version`` champion by hand (recorded as a manual decision)."""
-        found = self.client.get_model_version(self.name, str(version))
+        found = self._version(str(version))
         if found.tags.get(STATE) != FINAL:
             raise RegistryError(f"version {version} of {self.name!r} is not final (state {found.tags.get(STATE)!r})")
         self.client.set_model_version_tag(self.name, str(version), "gate.manual", reason)
         self._make_champion(str(version))
+
+    def _version(self, version: str) -> ModelVersion:
+        try:
+            return self.client.get_model_version(self.name, version)
+        except MlflowException as err:
+            if err.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise
+        existing = ", ".join(f"v{v.version}" for v in self._search()) or "none"
+        raise RegistryError(f"{self.name!r} has no version {version!r} (its versions: {existing})") from None
 
     def rollback(self) -> tuple[str, str]:
         """Move ``champion`` back to the version it replaced; returns (from, to)."""
@@ -185,7 +213,7 @@ class ModelRegistry:
         previous = current.tags.get(PREVIOUS_CHAMPION, "")
         if not previous:
             raise RegistryError(f"champion v{current.version} of {self.name!r} was the first; nothing precedes it")
-        self.client.get_model_version(self.name, previous)  # still exists
+        self._version(previous)  # still exists
         self.client.set_registered_model_alias(self.name, CHAMPION, previous)
         self.client.set_model_version_tag(
             self.name, current.version, "ebft.rolled_back_at", time.strftime("%Y-%m-%dT%H:%M:%SZ")

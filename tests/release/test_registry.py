@@ -16,7 +16,7 @@ from components.data.model_loading import load_tokenizer
 from components.data.tiny_models import tiny_causal_lm
 from components.release.config import GateConfig
 from components.release.promotion.register import NotComparable, register_and_gate
-from components.release.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
+from components.release.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError, project_id
 from components.release.tracking import RunTracker, tracking_uri_scope
 from tests.helpers.gate_files import N, write_eval
 from tests.helpers.servers import mlflow_server
@@ -185,12 +185,49 @@ def test_an_interrupted_registration_moves_no_alias_and_leaves_no_version(projec
 
     # a run killed outright (no exception handler ran) leaves a pending version: the next run removes it
     trained = json.loads((project.root / "metrics/train.json").read_text())["ebft"]
-    registry.register(trained["model_uri"], trained["mlflow_run_id"], {"x": "y"})
+    registry.register(trained["model_uri"], trained["mlflow_run_id"], {"x": "y"}, project_id(project.root))
     assert [v.tags["ebft.state"] for v in registry.versions()] == ["final", "pending"]
     result = project.gate(registry)
     assert any("deleted" in line for line in result.cleaned)
     assert result.decision == "promote" and registry.alias(CHAMPION).version == result.version
     assert all(v.tags["ebft.state"] == "final" for v in registry.versions())
+
+
+def test_two_projects_on_one_registry_clean_up_only_their_own_dead_versions(project, server, tmp_path, tiny_project):
+    registry = ModelRegistry(server, "shared")
+    project.train(31, BASE_ALIGNMENT, BASE_CE)
+    project.gate(registry)
+    other = FakeProject(tmp_path / "other", server, tiny_project / "models/tokenizer")
+    other.train(32, BASE_ALIGNMENT + 0.05, BASE_CE - 0.05)
+    # the other project's run is in flight: its version is registered, its gate not yet decided
+    trained = json.loads((other.root / "metrics/train.json").read_text())["ebft"]
+    in_flight = registry.register(trained["model_uri"], trained["mlflow_run_id"], {}, project_id(other.root))
+
+    project.train(33, BASE_ALIGNMENT + 0.1, BASE_CE - 0.1)
+    result = project.gate(registry)
+    assert result.cleaned == [f"v{in_flight.version}: left pending (created 0.0 h ago by {project_id(other.root)}, "
+                              "not this project)"]  # fmt: skip
+    assert registry.client.get_model_version("shared", in_flight.version).tags["ebft.state"] == "pending"
+
+    # the other project's run dies; its next run (holding its own lock) cleans its version up and gates again
+    result = other.gate(registry)
+    assert result.cleaned == [f"v{in_flight.version}: deleted (registration was interrupted before its gate decision)"]
+    assert all(v.tags["ebft.state"] == "final" for v in registry.versions())
+
+
+def test_the_registry_command_names_a_missing_version(project, server, monkeypatch):
+    from flows.registry import main
+
+    registry = ModelRegistry(server, "by-hand")
+    project.train(35, BASE_ALIGNMENT, BASE_CE)
+    project.gate(registry)
+    with pytest.raises(SystemExit) as exit_:
+        main(["promote", "--version", "999", "--uri", server, "--name", "by-hand"])
+    assert str(exit_.value) == "error: 'by-hand' has no version '999' (its versions: v1)"
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail at once rather than after MLflow's backoff
+    with pytest.raises(SystemExit) as exit_:
+        main(["promote", "--version", "1", "--uri", "http://127.0.0.1:9", "--name", "by-hand"])
+    assert str(exit_.value).startswith("error: cannot reach the registry at http://127.0.0.1:9")
 
 
 def test_a_local_sqlite_registry_as_make_run_uses_it(tmp_path, tiny_project):
@@ -209,9 +246,9 @@ def test_a_local_sqlite_registry_as_make_run_uses_it(tmp_path, tiny_project):
 
     # a run killed after its first alias move: the version is complete, so it is kept and marked final
     trained = json.loads((project.root / "metrics/train.json").read_text())["ebft"]
-    pending = registry.register(trained["model_uri"], trained["mlflow_run_id"], {})
+    pending = registry.register(trained["model_uri"], trained["mlflow_run_id"], {}, project_id(project.root))
     registry.client.set_registered_model_alias("local", CHALLENGER, str(pending.version))
-    assert registry.discard_incomplete() == ["v2: finished an interrupted commit"]
+    assert registry.discard_incomplete(project_id(project.root)) == ["v2: finished an interrupted commit"]
     assert [v.tags["ebft.state"] for v in registry.versions()] == ["final", "final"]
 
 

@@ -18,7 +18,7 @@ from mlflow.entities.model_registry import ModelVersion
 from components.release.config import GateConfig
 from components.release.lineage import lineage_tags
 from components.release.promotion.gate import GateDecision, decide
-from components.release.registry import CHAMPION, ModelRegistry, number
+from components.release.registry import CHAMPION, ModelRegistry, number, project_id
 
 PER_EXAMPLE = "gate/per_example"  # where a version's per-example eval scores live in its training run's artifacts
 
@@ -58,7 +58,7 @@ def register_and_gate(
     """Register the trained ``method`` and gate it. When the champion was scored on another evaluation setting (new
     data, other eval params), ``reevaluate`` scores it on this run's, so the two are compared on the same examples;
     without it such a challenger is 'not comparable' and the champion stays."""
-    cleaned = registry.discard_incomplete()
+    cleaned = registry.discard_incomplete(project_id(project))
     trained = json.loads((project / "metrics/train.json").read_text()).get(method)
     if not trained or not trained.get("model_uri"):
         raise ValueError(
@@ -79,7 +79,7 @@ def register_and_gate(
 
     challenger_dir = project / "eval" / method
     registry.client.log_artifacts(run_id, str(challenger_dir), PER_EXAMPLE)
-    version = registry.register(trained["model_uri"], run_id, tags)
+    version = registry.register(trained["model_uri"], run_id, tags, project_id(project))
     try:
         decision = _decide(registry, before, challenger_dir, tags["eval.setting_sha256"], gate, reevaluate)
         decision_tags = decision.as_tags() | {"gate.compared_with": number(before) or "none"}
