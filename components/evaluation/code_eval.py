@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from components.evaluation.code_tasks import CodeProblem
 from components.evaluation.decoding import DecodingConfig, generate_completions
 from components.evaluation.pass_at_k import pass_at_k
-from components.evaluation.sandbox import SandboxLimits, run_program
+from components.evaluation.sandbox import SandboxLimits
 
 
 def evaluate_code(
@@ -30,7 +30,7 @@ def evaluate_code(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(
             tqdm(
-                pool.map(lambda job: run_program(job[0].program(job[1]), limits), jobs),
+                pool.map(lambda job: job[0].run_tests(job[1], limits), jobs),
                 total=len(jobs),
                 desc="running tests",
                 unit="sample",
@@ -47,6 +47,7 @@ def evaluate_code(
                 "task_id": problem.task_id,
                 "n": n,
                 "passed": c,
+                "verdict": "outside the sandbox" if problem.verdict_outside_sandbox else "inside the sandbox",
                 **{f"pass@{k}": pass_at_k(n, c, k) for k in ks},
                 "samples": [
                     {"completion": s, "status": r.status, "reason": r.reason}

@@ -1,18 +1,22 @@
 """Downstream code tasks scored by executing their unit tests: HumanEval, MBPP (MultiPL-E typed), DataFrameBench.
 
 A task is chosen by name in params (``eval.code.tasks``), never guessed from a dataset's name. Each problem knows the
-prompt the model continues, where its completion stops, and how to turn a completion into a program whose successful
-run means the tests passed.
+prompt the model continues and where its completion stops. HumanEval and MBPP call one function with plain values, so
+their tests run in the evaluator against the sandboxed function (``run_tests``: a verdict the program cannot reach);
+DataFrameBench's tests need the objects themselves (DataFrames, plot axes), so its program and tests run together in
+the sandbox (docs/evaluation.md, "Trusted verdicts").
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from components.data.offline_sources import DataFrameBenchSource, HumanEvalSource, MBPPSource
 from components.evaluation.config import CodeTask
+from components.evaluation.sandbox import RunResult, SandboxLimits, run_calls, run_program
 
 HUMANEVAL_STOPS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#")  # Chen et al. 2021
 FENCE = "\n```"
@@ -30,8 +34,29 @@ class CodeProblem:
     entry_point: str
     reference: str | None = None  # a known-good completion, where the dataset has one
 
+    @property
+    def verdict_outside_sandbox(self) -> bool:
+        """True where the tests run in the evaluator on plain values (the program cannot forge their verdict)."""
+        return self.task in ("humaneval", "mbpp")
+
+    def run_tests(self, completion: str, limits: SandboxLimits) -> RunResult:
+        if self.verdict_outside_sandbox:
+            return run_calls(self.prompt + completion, self.entry_point, self._tests, limits)
+        return run_program(self.program(completion), limits)
+
+    def _tests(self, candidate: Callable) -> None:
+        """The dataset's tests, run here against ``candidate``; the prompt's own helpers (e.g. HumanEval/38's
+        ``encode_cyclic``) are defined from the dataset's prompt, never from the completion."""
+        namespace: dict = {"__name__": "tests"}
+        exec(compile(self.prompt, f"{self.task_id} prompt", "exec"), namespace)  # trusted: the dataset's own text
+        namespace[self.entry_point] = candidate
+        exec(compile(self.tests, f"{self.task_id} tests", "exec"), namespace)
+        if self.task == "humaneval":
+            namespace["check"](candidate)
+
     def program(self, completion: str) -> str:
-        """The program whose run without exception means the completion passes the tests."""
+        """The program whose run without exception in the sandbox means the completion passes the tests (completion
+        and tests together in one process)."""
         if self.task == "dataframebench":
             return (
                 f"{completion}\n\n{self.tests}\n\n"

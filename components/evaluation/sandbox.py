@@ -2,20 +2,27 @@
 
 Every program runs in its own process tree in a fresh temporary folder, with:
 - resource limits (rlimits, inherited by everything it starts): CPU seconds, address space, process count, file size,
-  no core dumps;
+  no core dumps; and, where the machine lets us make control groups, one memory and one process limit for the whole
+  run, whose members are all killed at its end (components/evaluation/sandbox_cgroup.py);
 - a clean environment (no inherited credentials or secrets);
 - as an unprivileged user of its own, drawn at random for the run, when the evaluator runs as root: its folder (mode
   0700) and its process-count limit are its own, so concurrent runs cannot touch each other's files or starve each
   other of processes;
 - fresh user, network, PID and mount namespaces (util-linux ``unshare``) where the kernel allows: no network at all,
   no process outside the namespace to see or signal (a private /proc), private size-limited /tmp, /var/tmp and
-  /dev/shm that vanish with the run; the namespace, and with it every process the program started, dies when the
+  /dev/shm that vanish with the run, and every other mount read-only; the namespace, and with it every process the program started, dies when the
   sandbox is killed;
 - a wall-clock limit, after which the whole process group is killed.
 
-Where namespaces are unavailable the sandbox says so (``isolation``) and falls back to rlimits, the unprivileged user
-and a Python-level block on sockets. The verdict needs a per-run nonce that the harness prints only after the program
-and its tests ran to completion, so exiting early (``sys.exit(0)``, ``os._exit(0)``) cannot pass.
+Where namespaces are unavailable the sandbox refuses to run anything (``SandboxUnavailable``) unless the caller opts
+in (``SandboxLimits.require_namespaces=False``); it then runs with rlimits, the per-run user and a Python-level socket
+block, which a child interpreter or ctypes gets around (the network stays reachable).
+
+Two ways to judge (docs/evaluation.md, "Trusted verdicts"):
+- ``run_calls``: the sandbox only defines the function and answers calls to it with plain values; the tests run here,
+  in the evaluator, on builtin values. Nothing the program does can change their verdict.
+- ``run_program``: program and tests run together in the sandbox; pass means it printed a per-run nonce after running
+  to completion (so exiting early cannot pass). A program that attacks the harness process can forge this.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import functools
 import os
 import resource
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -33,15 +41,17 @@ import sysconfig
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from components.evaluation import sandbox_harness
+from components.evaluation import sandbox_harness, sandbox_values
+from components.evaluation.sandbox_cgroup import RunCgroup
 
 Status = Literal["pass", "fail", "timeout", "error"]
 # imported, never run here: so the import graph (and the evaluate stage's DVC deps) include the harness file
-HARNESS = Path(sandbox_harness.__file__)
+HARNESS, VALUES = Path(sandbox_harness.__file__), Path(sandbox_values.__file__)
 NOBODY = 65534
 RUN_UIDS = (1 << 20, 1 << 30)  # each run as a user drawn from this range (when the evaluator runs as root)
 
@@ -53,6 +63,11 @@ class SandboxLimits:
     memory_mb: int = 2048
     max_processes: int = 64
     max_file_mb: int = 4
+    require_namespaces: bool = True  # False: run without user/net/pid namespaces too (the network stays reachable)
+
+
+class SandboxUnavailable(RuntimeError):
+    """This machine cannot isolate generated code as required."""
 
 
 @dataclass(frozen=True)
@@ -127,11 +142,32 @@ def isolation() -> str:
     parts = ["rlimits", "clean environment"]
     if os.geteuid() == 0:
         parts.append("a user of its own per run")
+    if _cgroups_available():
+        parts.append("a memory and process limit per run (cgroup)")
     if _namespace_prefix():
-        parts.append("user/net/pid namespaces, private /proc, /tmp and /dev/shm")
+        parts.append("user/net/pid namespaces, private /proc, /tmp and /dev/shm, read-only host filesystem")
     else:
         parts.append("socket block (no namespaces available)")
     return ", ".join(parts)
+
+
+@functools.cache
+def _cgroups_available() -> bool:
+    probe = RunCgroup.create(1 << 30, 8)
+    if probe is None:
+        return False
+    probe.remove()
+    return True
+
+
+def _require_isolation(limits: SandboxLimits) -> None:
+    if limits.require_namespaces and not _namespace_prefix():
+        raise SandboxUnavailable(
+            "generated code is not run here: user, network and PID namespaces are not available (`unshare --user "
+            "--net --pid` failed), so a program could reach the network and other processes. Run on a machine that "
+            "allows unprivileged user namespaces (e.g. sysctl kernel.unprivileged_userns_clone=1), or accept the "
+            "weaker sandbox explicitly with eval.code.require_namespaces: false"
+        )
 
 
 def _drop_privileges(uid: int = NOBODY) -> None:
@@ -147,9 +183,11 @@ def _run_uid() -> int:
     return RUN_UIDS[0] + secrets.randbelow(RUN_UIDS[1] - RUN_UIDS[0])
 
 
-def _limits(limits: SandboxLimits, uid: int):
+def _limits(limits: SandboxLimits, uid: int, cgroup: RunCgroup | None):
     def apply() -> None:
         os.setsid()  # its own process group, killed as a whole
+        if cgroup is not None:
+            cgroup.join()
         mb = 1024 * 1024
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
@@ -178,51 +216,191 @@ def _clean_env(folder: Path) -> dict[str, str]:
 
 
 def _isolation_env() -> dict[str, str]:
-    """With namespaces the harness mounts a private /tmp (where HOME and TMPDIR then point); without, it blocks
-    sockets at the Python level."""
+    """With namespaces the harness mounts a private /tmp (where HOME, TMPDIR and the working directory then point)
+    and makes every other mount read-only; without, it blocks sockets at the Python level."""
     if _namespace_prefix():
-        return {"EBFT_SANDBOX_PRIVATE_TMP": "1", "HOME": "/tmp", "TMPDIR": "/tmp"}
+        return {"EBFT_SANDBOX_PRIVATE_FS": "1", "HOME": "/tmp", "TMPDIR": "/tmp"}
     return {"EBFT_SANDBOX_BLOCK_SOCKETS": "1"}
+
+
+@contextlib.contextmanager
+def _started(program: str, harness_args: list[str], limits: SandboxLimits, piped: bool) -> Iterator[_Run]:
+    """The harness running ``program`` in the sandbox, its stdout a pipe (``piped``) or the run's stdout.txt; on exit
+    everything it started is killed and its folder is removed."""
+    _require_isolation(limits)
+    folder = Path(tempfile.mkdtemp(prefix="ebft-sandbox-"))  # mode 0700
+    uid = _run_uid()
+    cgroup = RunCgroup.create(limits.memory_mb << 20, limits.max_processes)
+    run = None
+    try:
+        if os.geteuid() == 0:
+            os.chown(folder, uid, uid)
+        (folder / "solution.py").write_text(program)
+        for part in (HARNESS, VALUES):  # readable by the sandbox user wherever the project lives
+            shutil.copy(part, folder / part.name)
+        python, python_env = _interpreter()
+        cmd = [*_namespace_prefix(), *python, str(folder / HARNESS.name), *harness_args]
+        err_path = folder / "stderr.txt"
+        with open(err_path, "wb") as err, open(folder / "stdout.txt", "wb") as out:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE if piped else out,
+                stderr=err,
+                cwd=folder,
+                env=_clean_env(folder) | python_env | _isolation_env(),
+                preexec_fn=_limits(limits, uid, cgroup),
+            )
+        run = _Run(proc, folder, err_path, time.perf_counter() + limits.wall_seconds, cgroup)
+        yield run
+    finally:
+        if run is not None:
+            _kill_group(run.proc)  # anything it left running in its group
+            for pipe in (run.proc.stdin, run.proc.stdout):
+                with contextlib.suppress(OSError, AttributeError):
+                    pipe.close()
+        if cgroup is not None:
+            cgroup.remove()  # and everything else it started (daemons that left the group included)
+        if os.geteuid() == 0:
+            _kill_user(uid)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass
+class _Run:
+    proc: subprocess.Popen
+    folder: Path
+    err_path: Path
+    deadline: float
+    cgroup: RunCgroup | None
+
+    def left_s(self) -> float:
+        return self.deadline - time.perf_counter()
 
 
 def run_program(program: str, limits: SandboxLimits = SandboxLimits()) -> RunResult:
     """Run ``program`` (Python source) in the sandbox; pass only if it ran to the end without an exception."""
     start = time.perf_counter()
-    folder = Path(tempfile.mkdtemp(prefix="ebft-sandbox-"))  # mode 0700
-    uid = _run_uid()
-    try:
-        if os.geteuid() == 0:
-            os.chown(folder, uid, uid)
-        (folder / "solution.py").write_text(program)
-        shutil.copy(HARNESS, folder / "harness.py")  # readable by the sandbox user wherever the project lives
-        nonce = secrets.token_hex(16)
-        out_path, err_path = folder / "stdout.txt", folder / "stderr.txt"
-        python, python_env = _interpreter()
-        cmd = [*_namespace_prefix(), *python, str(folder / "harness.py"), str(folder / "solution.py")]
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.PIPE,
-                stdout=out,
-                stderr=err,
-                cwd=folder,
-                env=_clean_env(folder) | python_env | _isolation_env(),
-                preexec_fn=_limits(limits, uid),
-            )
-            try:
-                proc.stdin.write(f"{nonce}\n".encode())
-                proc.stdin.close()
-            except OSError:
-                pass  # it died before reading its nonce: judged below
-            try:
-                code = proc.wait(timeout=limits.wall_seconds)
+    nonce = secrets.token_hex(16)
+    with _started(program, ["script", "solution.py"], limits, piped=False) as run:
+        try:
+            run.proc.stdin.write(f"{nonce}\n".encode())
+            run.proc.stdin.close()
+        except OSError:
+            pass  # it died before reading its nonce: judged below
+        try:
+            code = run.proc.wait(timeout=limits.wall_seconds)
+        except subprocess.TimeoutExpired:
+            return RunResult("timeout", f"no result after {limits.wall_seconds:g} s wall clock", _since(start))
+        _kill_group(run.proc)
+        return _verdict(code, nonce, run, _since(start))
+
+
+def run_calls(
+    program: str, entry_point: str, tests: Callable[[Callable], None], limits: SandboxLimits = SandboxLimits()
+) -> RunResult:
+    """Define ``program`` in the sandbox and run ``tests(candidate)`` here, where ``candidate`` calls the sandboxed
+    ``entry_point`` with plain values and returns its plain result. Pass if ``tests`` returns; fail on an
+    AssertionError; error on anything else (the candidate's own exceptions are raised again here, as the builtin
+    exception of the same name)."""
+    start = time.perf_counter()
+    with _started(program, ["serve", "solution.py", entry_point], limits, piped=True) as run:
+        candidate = _Candidate(run)
+        try:
+            tests(candidate)
+        except _CandidateTimeout:
+            return RunResult("timeout", f"no result after {limits.wall_seconds:g} s wall clock", _since(start))
+        except _CandidateGone as gone:
+            try:  # it exited (early, or after an exception in its own code): judged by how
+                code = run.proc.wait(timeout=max(0.05, min(1.0, run.left_s())))
             except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                return RunResult("timeout", f"no result after {limits.wall_seconds:g} s wall clock", _since(start))
-        _kill_group(proc)  # anything it left running in its group
-        return _verdict(code, nonce, out_path, err_path, _since(start))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+                return RunResult("error", f"broke the reply protocol{f': {gone}' if str(gone) else ''}", _since(start))
+            return _verdict(code, None, run, _since(start))
+        except AssertionError as err:
+            return RunResult("fail", f"AssertionError: {err}"[:300], _since(start))
+        except Exception as err:  # any other exception in the tests: the candidate misbehaved
+            return RunResult("error", f"{type(err).__name__}: {err}"[:300], _since(start))
+        return RunResult("pass", "", _since(start))
+
+
+class _CandidateGone(Exception):
+    """The sandboxed program died or broke the reply protocol."""
+
+
+class _CandidateTimeout(Exception):
+    pass
+
+
+class _Candidate:
+    """The sandboxed function, called from the evaluator: arguments and results cross as plain values only."""
+
+    MAX_REPLY = 8 << 20
+
+    def __init__(self, run: _Run):
+        self.run, self.buffer = run, b""
+
+    def __call__(self, *args, **kwargs):
+        request = sandbox_values.dumps({"args": sandbox_values.encode(list(args)),
+                                        "kwargs": sandbox_values.encode(kwargs)})  # fmt: skip
+        try:
+            self.run.proc.stdin.write(request.encode() + b"\n")
+            self.run.proc.stdin.flush()
+        except OSError:
+            raise _CandidateGone from None
+        try:
+            reply = sandbox_values.loads(self._line())
+            if type(reply) is not dict or len(reply) != 1:
+                raise ValueError("not a reply")
+            if "value" in reply:
+                return sandbox_values.decode(reply["value"])
+            name, message = reply["raised"]
+        except (ValueError, TypeError, KeyError) as err:
+            raise _CandidateGone(f"malformed reply ({err})") from None
+        raise _rebuilt_exception(str(name), str(message))
+
+    def _line(self) -> str:
+        fd = self.run.proc.stdout.fileno()
+        while b"\n" not in self.buffer:
+            left = self.run.left_s()
+            if left <= 0:
+                raise _CandidateTimeout
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                raise _CandidateTimeout
+            chunk = os.read(fd, 1 << 16)
+            if not chunk or len(self.buffer) > self.MAX_REPLY:
+                raise _CandidateGone
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.decode("utf-8", errors="replace")
+
+
+def _rebuilt_exception(name: str, message: str) -> Exception:
+    """The candidate's exception as one the tests can catch: the builtin of that name, else a RuntimeError."""
+    import builtins
+
+    kind = getattr(builtins, name, None)
+    if isinstance(kind, type) and issubclass(kind, Exception) and kind.__module__ == "builtins":
+        with contextlib.suppress(Exception):
+            return kind(message)
+    return RuntimeError(f"{name}: {message}")
+
+
+def _kill_user(uid: int) -> None:
+    """SIGKILL every process of the run's own user, until none is left (daemons it started outside its group)."""
+    for _ in range(50):
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if entry.stat().st_uid == uid:
+                        found.append(int(entry.name))
+        if not found:
+            return
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
 
 
 def _since(start: float) -> float:
@@ -241,11 +419,14 @@ def _tail(path: Path, limit: int = 4096) -> str:
         return f.read().decode("utf-8", errors="replace")
 
 
-def _verdict(code: int, nonce: str, out_path: Path, err_path: Path, seconds: float) -> RunResult:
-    stdout, stderr = _tail(out_path), _tail(err_path)
+def _verdict(code: int, nonce: str | None, run: _Run, seconds: float) -> RunResult:
+    stdout = _tail(run.folder / "stdout.txt") if nonce else ""
+    stderr = _tail(run.err_path)
     lines = stdout.strip().splitlines()
-    if code == 0 and lines and lines[-1].strip() == nonce:
+    if nonce and code == 0 and lines and lines[-1].strip() == nonce:
         return RunResult("pass", "", seconds)
+    if run.cgroup is not None and run.cgroup.oom_killed():
+        return RunResult("error", "memory limit exceeded", seconds)
     if code < 0 or code > 128:
         signum = -code if code < 0 else code - 128
         name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else str(signum)

@@ -133,7 +133,7 @@ def test_secrets_in_the_environment_are_not_inherited(monkeypatch):
 def test_all_humaneval_reference_solutions_pass_through_the_sandbox():
     problems = load_problems("humaneval")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(lambda p: run_program(p.program(p.reference)), problems))
+        results = list(pool.map(lambda p: p.run_tests(p.reference, SandboxLimits()), problems))
     failing = [(p.task_id, r.status, r.reason) for p, r in zip(problems, results, strict=True) if r.status != "pass"]
     assert len(problems) == 164 and failing == []
 
