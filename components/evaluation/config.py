@@ -39,6 +39,11 @@ class CodeEvalConfig(Settings):
     timeout_s: float = Field(10.0, gt=0, description="wall-clock limit per test run in the sandbox")
     memory_mb: int = Field(2048, ge=256, description="address-space limit per test run")
     workers: int = Field(2, ge=1, description="test runs at once")
+    require_namespaces: bool = Field(
+        True,
+        description="refuse to run generated code where user/net/pid namespaces are unavailable; false accepts a "
+        "weaker sandbox in which the network and the host's process list stay reachable",
+    )
 
 
 class TranslationEvalConfig(Settings):

@@ -10,8 +10,8 @@ Every program runs in its own process tree in a fresh temporary folder, with:
   other of processes;
 - fresh user, network, PID and mount namespaces (util-linux ``unshare``) where the kernel allows: no network at all,
   no process outside the namespace to see or signal (a private /proc), private size-limited /tmp, /var/tmp and
-  /dev/shm that vanish with the run, and every other mount read-only; the namespace, and with it every process the program started, dies when the
-  sandbox is killed;
+  /dev/shm that vanish with the run, and every other mount read-only; the namespace, and with it every process the
+  program started, dies when the sandbox is killed;
 - a wall-clock limit, after which the whole process group is killed.
 
 Where namespaces are unavailable the sandbox refuses to run anything (``SandboxUnavailable``) unless the caller opts
@@ -160,7 +160,8 @@ def _cgroups_available() -> bool:
     return True
 
 
-def _require_isolation(limits: SandboxLimits) -> None:
+def require_isolation(limits: SandboxLimits) -> None:
+    """Raise SandboxUnavailable if this machine cannot isolate as ``limits`` requires (checked before any run)."""
     if limits.require_namespaces and not _namespace_prefix():
         raise SandboxUnavailable(
             "generated code is not run here: user, network and PID namespaces are not available (`unshare --user "
@@ -227,7 +228,7 @@ def _isolation_env() -> dict[str, str]:
 def _started(program: str, harness_args: list[str], limits: SandboxLimits, piped: bool) -> Iterator[_Run]:
     """The harness running ``program`` in the sandbox, its stdout a pipe (``piped``) or the run's stdout.txt; on exit
     everything it started is killed and its folder is removed."""
-    _require_isolation(limits)
+    require_isolation(limits)
     folder = Path(tempfile.mkdtemp(prefix="ebft-sandbox-"))  # mode 0700
     uid = _run_uid()
     cgroup = RunCgroup.create(limits.memory_mb << 20, limits.max_processes)
@@ -263,6 +264,8 @@ def _started(program: str, harness_args: list[str], limits: SandboxLimits, piped
             cgroup.remove()  # and everything else it started (daemons that left the group included)
         if os.geteuid() == 0:
             _kill_user(uid)
+            if not _namespace_prefix():  # with namespaces these were private and are gone already
+                _remove_files_of(uid)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -384,6 +387,23 @@ def _rebuilt_exception(name: str, message: str) -> Exception:
         with contextlib.suppress(Exception):
             return kind(message)
     return RuntimeError(f"{name}: {message}")
+
+
+SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # world-writable on most systems
+
+
+def _remove_files_of(uid: int) -> None:
+    """Delete what the run's own user left in the shared folders (no other owner can have that user id)."""
+    for folder in SHARED_FOLDERS:
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(folder):
+                with contextlib.suppress(OSError):
+                    if entry.stat(follow_symlinks=False).st_uid != uid:
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
 
 
 def _kill_user(uid: int) -> None:

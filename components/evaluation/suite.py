@@ -22,7 +22,7 @@ from components.evaluation.code_tasks import CodeProblem, load_problems
 from components.evaluation.config import EvalPlan
 from components.evaluation.feature_matching import feature_matching, summarise_feature_matching
 from components.evaluation.report import write_jsonl
-from components.evaluation.sandbox import SandboxLimits
+from components.evaluation.sandbox import SandboxLimits, require_isolation
 from components.evaluation.translation import evaluate_translation, summarise_translation
 from components.evaluation.validation_ce import summarise_ce, validation_ce
 from components.method.feature_cache import FeatureCache, load_feature_network, make_cache_key
@@ -53,6 +53,8 @@ class EvalSetting:
     def load(cls, plan: EvalPlan, data_dir: str | Path, model_dir: str | Path, features_dir: str | Path) -> EvalSetting:
         """Everything that can fail for a reason other than a model, checked before any model runs."""
         ev = plan.eval
+        if ev.code.tasks:
+            require_isolation(SandboxLimits(require_namespaces=ev.code.require_namespaces))
         device = "cuda" if torch.cuda.is_available() else "cpu"
         split = load_split(data_dir, ev.split)  # the whole split keys the cache; the capped head is scored
         chunks = capped(split, ev.max_chunks)
@@ -71,7 +73,10 @@ class EvalSetting:
             if plan.translation
             else [],
             limits=SandboxLimits(
-                wall_seconds=ev.code.timeout_s, cpu_seconds=int(ev.code.timeout_s) + 1, memory_mb=ev.code.memory_mb
+                wall_seconds=ev.code.timeout_s,
+                cpu_seconds=int(ev.code.timeout_s) + 1,
+                memory_mb=ev.code.memory_mb,
+                require_namespaces=ev.code.require_namespaces,
             ),
             sampling=SamplingConfig(n_samples=ev.feature_samples, temperature=ev.temperature),
         )
