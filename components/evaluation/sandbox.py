@@ -32,7 +32,6 @@ import functools
 import os
 import resource
 import secrets
-import select
 import shutil
 import signal
 import subprocess
@@ -48,6 +47,8 @@ from typing import Literal
 
 from components.evaluation import sandbox_harness, sandbox_values
 from components.evaluation.sandbox_cgroup import RunCgroup
+from components.evaluation.sandbox_leftovers import kill_group, kill_user, remove_files_of
+from components.evaluation.sandbox_proxy import CandidateGone, CandidateTimeout, SandboxedFunction
 
 Status = Literal["pass", "fail", "timeout", "error"]
 # imported, never run here: so the import graph (and the evaluate stage's DVC deps) include the harness file
@@ -256,16 +257,16 @@ def _started(program: str, harness_args: list[str], limits: SandboxLimits, piped
         yield run
     finally:
         if run is not None:
-            _kill_group(run.proc)  # anything it left running in its group
+            kill_group(run.proc)  # anything it left running in its group
             for pipe in (run.proc.stdin, run.proc.stdout):
                 with contextlib.suppress(OSError, AttributeError):
                     pipe.close()
         if cgroup is not None:
             cgroup.remove()  # and everything else it started (daemons that left the group included)
         if os.geteuid() == 0:
-            _kill_user(uid)
+            kill_user(uid)
             if not _namespace_prefix():  # with namespaces these were private and are gone already
-                _remove_files_of(uid)
+                remove_files_of(uid)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -295,7 +296,7 @@ def run_program(program: str, limits: SandboxLimits = SandboxLimits()) -> RunRes
             code = run.proc.wait(timeout=limits.wall_seconds)
         except subprocess.TimeoutExpired:
             return RunResult("timeout", f"no result after {limits.wall_seconds:g} s wall clock", _since(start))
-        _kill_group(run.proc)
+        kill_group(run.proc)
         return _verdict(code, nonce, run, _since(start))
 
 
@@ -308,12 +309,12 @@ def run_calls(
     exception of the same name)."""
     start = time.perf_counter()
     with _started(program, ["serve", "solution.py", entry_point], limits, piped=True) as run:
-        candidate = _Candidate(run)
+        candidate = SandboxedFunction(run.proc, run.deadline)
         try:
             tests(candidate)
-        except _CandidateTimeout:
+        except CandidateTimeout:
             return RunResult("timeout", f"no result after {limits.wall_seconds:g} s wall clock", _since(start))
-        except _CandidateGone as gone:
+        except CandidateGone as gone:
             try:  # it exited (early, or after an exception in its own code): judged by how
                 code = run.proc.wait(timeout=max(0.05, min(1.0, run.left_s())))
             except subprocess.TimeoutExpired:
@@ -326,111 +327,8 @@ def run_calls(
         return RunResult("pass", "", _since(start))
 
 
-class _CandidateGone(Exception):
-    """The sandboxed program died or broke the reply protocol."""
-
-
-class _CandidateTimeout(Exception):
-    pass
-
-
-class _Candidate:
-    """The sandboxed function, called from the evaluator: arguments and results cross as plain values only."""
-
-    MAX_REPLY = 8 << 20
-
-    def __init__(self, run: _Run):
-        self.run, self.buffer = run, b""
-
-    def __call__(self, *args, **kwargs):
-        request = sandbox_values.dumps({"args": sandbox_values.encode(list(args)),
-                                        "kwargs": sandbox_values.encode(kwargs)})  # fmt: skip
-        try:
-            self.run.proc.stdin.write(request.encode() + b"\n")
-            self.run.proc.stdin.flush()
-        except OSError:
-            raise _CandidateGone from None
-        try:
-            reply = sandbox_values.loads(self._line())
-            if type(reply) is not dict or len(reply) != 1:
-                raise ValueError("not a reply")
-            if "value" in reply:
-                return sandbox_values.decode(reply["value"])
-            name, message = reply["raised"]
-        except (ValueError, TypeError, KeyError) as err:
-            raise _CandidateGone(f"malformed reply ({err})") from None
-        raise _rebuilt_exception(str(name), str(message))
-
-    def _line(self) -> str:
-        fd = self.run.proc.stdout.fileno()
-        while b"\n" not in self.buffer:
-            left = self.run.left_s()
-            if left <= 0:
-                raise _CandidateTimeout
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
-                raise _CandidateTimeout
-            chunk = os.read(fd, 1 << 16)
-            if not chunk or len(self.buffer) > self.MAX_REPLY:
-                raise _CandidateGone
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        return line.decode("utf-8", errors="replace")
-
-
-def _rebuilt_exception(name: str, message: str) -> Exception:
-    """The candidate's exception as one the tests can catch: the builtin of that name, else a RuntimeError."""
-    import builtins
-
-    kind = getattr(builtins, name, None)
-    if isinstance(kind, type) and issubclass(kind, Exception) and kind.__module__ == "builtins":
-        with contextlib.suppress(Exception):
-            return kind(message)
-    return RuntimeError(f"{name}: {message}")
-
-
-SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # world-writable on most systems
-
-
-def _remove_files_of(uid: int) -> None:
-    """Delete what the run's own user left in the shared folders (no other owner can have that user id)."""
-    for folder in SHARED_FOLDERS:
-        with contextlib.suppress(OSError):
-            for entry in os.scandir(folder):
-                with contextlib.suppress(OSError):
-                    if entry.stat(follow_symlinks=False).st_uid != uid:
-                        continue
-                    if entry.is_dir(follow_symlinks=False):
-                        shutil.rmtree(entry.path, ignore_errors=True)
-                    else:
-                        os.unlink(entry.path)
-
-
-def _kill_user(uid: int) -> None:
-    """SIGKILL every process of the run's own user, until none is left (daemons it started outside its group)."""
-    for _ in range(50):
-        found = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError):
-                    if entry.stat().st_uid == uid:
-                        found.append(int(entry.name))
-        if not found:
-            return
-        for pid in found:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.01)
-
-
 def _since(start: float) -> float:
     return round(time.perf_counter() - start, 3)
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 def _tail(path: Path, limit: int = 4096) -> str:
