@@ -18,7 +18,7 @@ from components.settings import Settings
 
 LayerChoice = Literal["last", "mean", "middle", "quartiles"]
 Whitening = Literal["sample", "feature", "none"]
-KLEstimator = Literal["k1", "k2", "k3"]
+KLEstimator = Literal["k2", "k3"]
 
 
 class FeatureConfig(Settings):
@@ -27,8 +27,8 @@ class FeatureConfig(Settings):
     layers: LayerChoice | list[int] = Field(
         "quartiles",
         description="hidden states used: 'quartiles' = layers at 25/50/75% depth concatenated (paper default), "
-        "'last', 'middle', 'mean' (average of all, embeddings included) or explicit indices "
-        "(0 = embeddings, -1 = final normed state)",
+        "'last', 'middle' (average of hidden states n//2 and n//2+1), 'mean' (average of the n layers' outputs, "
+        "embeddings excluded) or explicit indices, concatenated (0 = embeddings, -1 = final normed state)",
     )
     token_norm: Literal["joint", "per_layer", "none"] = Field(
         "joint", description="per-token L2 normalisation: over the concatenated layers, each layer, or none"
@@ -64,7 +64,11 @@ class LossConfig(Settings):
     rl_coef: float = Field(1.0, ge=0, description="weight of the policy-gradient term")
     ce_coef: float = Field(0.03, ge=0, description="γ: weight of cross-entropy on the ground truth (paper 0-0.1)")
     kl_coef: float = Field(0.0, ge=0, description="weight of KL to a frozen reference; 0 = off (paper)")
-    kl_estimator: KLEstimator = Field("k3", description="'k1', 'k2' or 'k3'")
+    kl_estimator: KLEstimator = Field(
+        "k2",
+        description="'k2' (the authors': ½·log²(p/p_ref) clamped to 10; its gradient is that of KL(p || p_ref)) or "
+        "'k3' (r - 1 - log r; as a loss its gradient is that of the reverse KL(p_ref || p))",
+    )
 
 
 class DocumentMasking(Settings):

@@ -18,18 +18,23 @@ from components.engine.forward import generated_logprobs, prompt_hidden_states, 
 from components.engine.masks import StridedMasks
 from components.method.config import FeatureConfig, LayerChoice
 
+AVERAGED = ("middle", "mean")  # choices whose layers are averaged, not concatenated
+
 
 def resolve_layers(choice: LayerChoice | list[int], n_hidden: int) -> list[int]:
-    """Indices into the hidden-states tuple (length ``n_hidden`` = layers + 1) that ``choice`` names."""
+    """Indices into the hidden-states tuple (length ``n_hidden`` = layers + 1, 0 = embeddings) that ``choice`` names.
+
+    As in the authors' code: 'middle' averages hidden states n//2 and n//2 + 1, 'mean' averages the n layers'
+    outputs (the embeddings excluded), 'quartiles' concatenates those at 25/50/75% depth."""
     n_layers = n_hidden - 1
     if choice == "last":
         return [n_hidden - 1]
     if choice == "middle":
-        return [n_layers // 2]
+        return [n_layers // 2, min(n_layers // 2 + 1, n_layers)]
     if choice == "quartiles":
         return [n_layers // 4, n_layers // 2, (3 * n_layers) // 4]
     if choice == "mean":
-        return list(range(n_hidden))
+        return list(range(1, n_hidden))
     if not choice:
         raise ValueError("features.layers: an explicit layer list must not be empty")
     bad = [i for i in choice if not -n_hidden <= i < n_hidden]
@@ -58,17 +63,21 @@ class FeatureNetwork:
     def token_dim(self) -> int:
         """Width d of one token's feature vector (a block feature is d, or G*d with 'concat' pooling)."""
         width = core_model(self.model).config.hidden_size
-        return width if self.config.layers == "mean" else width * len(self.layers)
+        return width if self.averaged else width * len(self.layers)
 
-    def _request(self) -> list[int] | bool:
-        return True if self.config.layers == "mean" else self.layers
+    @property
+    def averaged(self) -> bool:
+        return isinstance(self.config.layers, str) and self.config.layers in AVERAGED
+
+    def _request(self) -> list[int]:
+        return self.layers
 
     def token_features(self, hidden: tuple[torch.Tensor | None, ...]) -> torch.Tensor:
         """Selected layers -> per-token feature vectors (..., T, d) in fp32, normalised as configured."""
         picked = [hidden[i].float() for i in self.layers]
         if self.config.token_norm == "per_layer":
             picked = [torch.nn.functional.normalize(h, dim=-1) for h in picked]
-        feats = torch.stack(picked).mean(0) if self.config.layers == "mean" else torch.cat(picked, dim=-1)
+        feats = torch.stack(picked).mean(0) if self.averaged else torch.cat(picked, dim=-1)
         if self.config.token_norm == "joint":
             feats = torch.nn.functional.normalize(feats, dim=-1)
         return feats

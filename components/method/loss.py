@@ -3,8 +3,12 @@
   loss = rl_coef · mean_seq(masked_mean_tokens(-A · log p_T(ŷ)))  +  ce_coef · CE(x)  +  kl_coef · KL(p_T || p_ref)
 
 The policy-gradient term averages over sample sequences (B*n rows) the token-mean of -A·logp over the tokens of
-valid blocks. CE is the token mean over counted ground-truth targets. KL uses the k1/k2/k3 estimators of
-log r = log p_ref - log p on the sampled tokens (k3 = r - 1 - log r, unbiased and always >= 0).
+valid blocks. CE is the token mean over counted ground-truth targets. The KL term is a function of
+log r = log p_ref - log p on tokens sampled from p, differentiated through log p only (docs/method.md §4):
+- k2 = ½·(log r)², clamped to 10 as the authors do: its expected gradient is exactly ∇KL(p || p_ref);
+- k3 = r - 1 - log r: an unbiased, non-negative estimate of KL(p || p_ref), but its expected gradient as a loss is
+  ∇KL(p_ref || p), the reverse direction.
+k1 = -log r is not offered: it estimates the KL's value without bias, yet its expected gradient is zero.
 """
 
 from __future__ import annotations
@@ -28,16 +32,17 @@ def masked_std(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return masked_mean((values - mean).square(), mask).sqrt()
 
 
+KL_CLAMP = 10.0  # the authors clamp the per-token estimate to [-10, 10]
+
+
 def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: KLEstimator) -> torch.Tensor:
-    """Per-token estimate of KL(p || p_ref) from tokens sampled from p."""
+    """Per-token KL penalty on tokens sampled from p (see the module docstring for what each one's gradient is)."""
     log_ratio = ref_logp - logp
-    if estimator == "k1":
-        return -log_ratio
     if estimator == "k2":
-        return 0.5 * log_ratio.square()
+        return (0.5 * log_ratio.square()).clamp(-KL_CLAMP, KL_CLAMP)
     if estimator == "k3":
         return log_ratio.exp() - 1.0 - log_ratio
-    raise ValueError(f"kl_estimator={estimator!r}; allowed: 'k1', 'k2', 'k3'")
+    raise ValueError(f"kl_estimator={estimator!r}; allowed: 'k2', 'k3'")
 
 
 def ebft_loss(

@@ -12,9 +12,9 @@ from components.method.feature_network import FeatureNetwork, resolve_layers
     ("choice", "expected"),
     [
         ("last", [30]),
-        ("middle", [15]),
+        ("middle", [15, 16]),  # averaged, as the authors' code does
         ("quartiles", [7, 15, 22]),
-        ("mean", list(range(31))),
+        ("mean", list(range(1, 31))),  # the layers' outputs, not the embeddings
         ([-1, 0, 12], [30, 0, 12]),
     ],
 )
@@ -45,13 +45,15 @@ def test_joint_normalisation_is_over_the_concatenation():
     assert torch.allclose(feats.norm(dim=-1), torch.ones(2, 3))
 
 
-def test_per_layer_normalisation_and_mean_of_all_layers():
+def test_per_layer_normalisation_and_the_averaged_choices():
     model = tiny_causal_lm(num_layers=4, hidden_size=16)
     hidden = hidden_tuple(5, 2, 3, 16)
     per_layer = FeatureNetwork(model, FeatureConfig(layers=[1, 2], token_norm="per_layer")).token_features(hidden)
     assert torch.allclose(per_layer[..., :16].norm(dim=-1), torch.ones(2, 3))
-    mean = FeatureNetwork(model, FeatureConfig(layers="mean", token_norm="none")).token_features(hidden)
-    assert torch.allclose(mean, torch.stack(hidden).mean(0))
+    mean = FeatureNetwork(model, FeatureConfig(layers="mean", token_norm="none"))
+    assert torch.allclose(mean.token_features(hidden), torch.stack(hidden[1:]).mean(0)) and mean.token_dim == 16
+    middle = FeatureNetwork(model, FeatureConfig(layers="middle", token_norm="none"))
+    assert torch.allclose(middle.token_features(hidden), (hidden[2] + hidden[3]) / 2) and middle.token_dim == 16
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 import torch
 
 from components.method.rewards import alignment_and_diversity
-from components.method.whitening import whiten_features, whiten_samples
+from components.method.whitening import shrunk_covariance, whiten_features, whiten_samples
 
 
 def test_sample_whitening_makes_distinct_samples_orthonormal():
@@ -33,14 +33,15 @@ def test_sample_whitening_survives_repeated_samples():
     assert torch.allclose(xw[0, 0], xw[0, 1])  # equal samples stay equal
 
 
-def test_feature_whitening_gives_identity_covariance():
-    mix = torch.randn(16, 16)
-    x = (torch.randn(400, 5, 16) @ mix) + 3.0  # correlated, shifted features; 2,000 samples
-    gt = torch.randn(400, 16)
-    xw, gtw = whiten_features(x, gt, eps=1e-9)
+def test_feature_whitening_decorrelates_and_centres():
+    gen = torch.Generator().manual_seed(0)
+    mix = torch.randn(16, 16, generator=gen)
+    x = (torch.randn(400, 5, 16, generator=gen) @ mix) + 3.0  # correlated, shifted features; 2,000 samples
+    gt = torch.randn(400, 16, generator=gen)
+    xw, gtw = whiten_features(x, gt, renormalise=False)
     flat = xw.reshape(-1, 16).double()
-    cov = torch.cov(flat.T)
-    assert torch.allclose(cov, torch.eye(16, dtype=cov.dtype), atol=1e-4)
+    before, after = torch.linalg.cond(torch.cov(x.reshape(-1, 16).double().T)), torch.linalg.cond(torch.cov(flat.T))
+    assert after < before / 100, (before, after)  # not 1: low-variance directions are shrunk towards the mean
     assert torch.allclose(flat.mean(0), torch.zeros(16, dtype=flat.dtype), atol=1e-4)
     assert gtw.shape == xw.shape and torch.equal(gtw[:, 0], gtw[:, 3])
 
@@ -55,3 +56,29 @@ def test_feature_whitening_statistics_come_from_valid_groups_only():
     a, _ = whiten_features(x, gt, valid)
     b, _ = whiten_features(poisoned, gt, valid)
     assert torch.allclose(a[10:], b[10:], atol=1e-5)
+
+
+def test_feature_whitening_keeps_alignment_and_diversity_on_one_scale_with_fewer_samples_than_dimensions():
+    """D = 1024 features, 500 samples (125 groups of 4 that share their prefix's direction): the plain covariance
+    is singular. Before the fix, the ground truth came out ~460 long and samples ~22, and diversity was ~60x
+    alignment; the shrunk, renormalised whitening keeps both terms of comparable size."""
+    gen = torch.Generator().manual_seed(0)
+    prefix = torch.randn(125, 1, 1024, generator=gen)
+    samples = torch.nn.functional.normalize(prefix + 0.7 * torch.randn(125, 4, 1024, generator=gen), dim=-1)
+    gt = torch.nn.functional.normalize(prefix[:, 0] + 0.7 * torch.randn(125, 1024, generator=gen), dim=-1)
+    xw, gtw = whiten_features(samples, gt)
+    assert torch.allclose(xw.norm(dim=-1), torch.ones(125, 4), atol=1e-4)
+    assert torch.allclose(gtw.norm(dim=-1), torch.ones(125, 4), atol=1e-4)
+    alignment, diversity = alignment_and_diversity(
+        samples.unsqueeze(2), gt.unsqueeze(1), torch.ones(1, 1, dtype=torch.bool), "feature"
+    )
+    a, d = alignment.abs().mean().item(), diversity.abs().mean().item()
+    assert 0.5 < a / d < 2, (a, d)
+    assert alignment.mean() > 0.2 and diversity.mean() > 0.1  # still informative: truth near, samples alike
+
+
+def test_shrinkage_vanishes_with_plenty_of_samples_and_is_strong_with_few():
+    gen = torch.Generator().manual_seed(0)
+    _, many = shrunk_covariance(torch.randn(20_000, 8, generator=gen).double() * torch.arange(1, 9).double())
+    _, few = shrunk_covariance(torch.randn(50, 512, generator=gen).double())
+    assert many < 0.05 and few > 0.5

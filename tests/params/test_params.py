@@ -67,6 +67,10 @@ def test_paper_presets_match_the_spec_table():
         p = validate_params(apply_preset(params, name))
         assert (p.layout.stride, p.layout.context, p.layout.block_len) == (8, 8, 8)
         assert p.features.pooling == "last_token"
+    for name in ("qa-coding", "unstructured-code", "translation"):  # the authors: packed chunks, no masks
+        p = validate_params(apply_preset(params, name))
+        assert not p.layout.document_masking and not p.train.qa_masking, name
+        assert p.train.loss.kl_estimator == "k2"
 
 
 def test_preset_flags_reproduce_the_preset_through_dvc_style_parsing():
