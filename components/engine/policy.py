@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from components.engine.causal_lm import check_logit_head, core_model
+from components.engine.completions import Completions, sample_completions, sequence_logprobs
 from components.engine.config import ForwardMode, SamplingConfig
 from components.engine.forward import StridedLogprobs, strided_logprobs, teacher_forced_logprobs
 from components.engine.masks import StridedMasks
@@ -26,8 +27,8 @@ class StridedPolicy(torch.nn.Module):
 
     def forward(
         self,
-        input_ids: torch.Tensor,
-        masks: StridedMasks,
+        input_ids: torch.Tensor | None,
+        masks: StridedMasks | None = None,
         gen_tokens: torch.Tensor | None = None,
         *,
         temperature: float = 1.0,
@@ -36,9 +37,17 @@ class StridedPolicy(torch.nn.Module):
         with_entropy: bool = False,
         sample: SamplingConfig | None = None,
         generator: Generators = None,
-    ) -> StridedLogprobs | StridedSamples | torch.Tensor:
+        attention_mask: torch.Tensor | None = None,
+        complete: dict | None = None,
+    ) -> StridedLogprobs | StridedSamples | Completions | torch.Tensor:
         """``sample`` given: strided sampling (StridedSamples, no gradients). ``gen_tokens`` given: the EBFT training
-        forward (StridedLogprobs). Neither: teacher-forced log-probs (B, L-1)."""
+        forward (StridedLogprobs). ``complete`` given: full completions of prompts (``sample_completions``'
+        arguments). ``attention_mask`` given: plain causal log-probs of padded sequences (B, T-1). Otherwise:
+        teacher-forced log-probs (B, L-1) of the chunks."""
+        if complete is not None:
+            return sample_completions(self.lm, generator=generator, **complete)
+        if attention_mask is not None:
+            return sequence_logprobs(self.lm, input_ids, attention_mask, chunk_size=chunk_size)
         if sample is not None:
             return sample_strided(self.lm, input_ids, masks.layout, sample, generator, masks)
         if gen_tokens is None:

@@ -71,6 +71,19 @@ class LossConfig(Settings):
     )
 
 
+class RLVRConfig(Settings):
+    """The RLVR baseline (docs/method.md §6): whole answers to the training data's prompts, scored against their
+    references. It shares ``sampling`` (n samples, temperature) with EBFT, so both see equal rollout budgets."""
+
+    reward: Literal["chrf", "exact_match"] = Field(
+        "chrf", description="'chrf' (sacrebleu chrF / 100 against the reference answer) or 'exact_match' (0/1)"
+    )
+    max_new_tokens: int = Field(64, ge=1, description="longest sampled answer")
+    prompts_per_chunk: int = Field(1, ge=1, description="complete Q&A documents taken from each training chunk")
+    ce_coef: float = Field(0.0, ge=0, description="weight of cross-entropy on the chunks (0: pure RLVR)")
+    kl_coef: float = Field(0.0, ge=0, description="weight of KL to the frozen base model (loss.kl_estimator)")
+
+
 class DocumentMasking(Settings):
     document_masking: bool = Field(False, description="packed documents never see each other")
 
@@ -83,6 +96,7 @@ class EBFTOptions(Settings):
     loss: LossConfig = LossConfig()
     qa_masking: bool = Field(False, description="rewards and CE only on answer tokens")
     forward_mode: ForwardMode = Field("cached", description="'dense' is needed with gradient checkpointing")
+    rlvr: RLVRConfig = RLVRConfig()
 
 
 class EBFTConfig(EBFTOptions, DocumentMasking):

@@ -38,6 +38,10 @@ class Rollout:
     ref_logprobs: torch.Tensor | None  # (B*n, NB*G) under the frozen reference, when one is configured
     timings: dict[str, float]
 
+    @property
+    def sampled_tokens(self) -> int:
+        return self.samples.tokens.numel()
+
 
 @dataclass(frozen=True)
 class StepOutput:

@@ -57,7 +57,14 @@ class Params(Settings):
 
     def _check_training(self) -> None:
         train, n = self.train, self.train.sampling.n_samples
-        if "ebft" in train.methods and train.rollouts_per_step % n:
+        if "rlvr" in train.methods and not self.data.is_qa:
+            raise ValueError(
+                f"train.methods has 'rlvr' but data.source={self.data.source!r} has no answers: the RLVR baseline "
+                "rewards answers to prompts; use a Q&A source (e.g. trans-de-en) or set prompt_field/completion_field"
+            )
+        if "rlvr" in train.methods and n < 2:
+            raise ValueError(f"train.sampling.n_samples={n}: RLVR's leave-one-out baseline needs at least 2 samples")
+        if {"ebft", "rlvr"} & set(train.methods) and train.rollouts_per_step % n:
             raise ValueError(
                 f"train.rollouts_per_step={train.rollouts_per_step} is not divisible by train.sampling.n_samples={n}; "
                 f"use a multiple of {n} (chunks per step = rollouts / n)"

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from components.settings import Settings
 
-Method = Literal["ebft", "sft"]
+Method = Literal["ebft", "sft", "rlvr"]
 # Settings that change how a run is checkpointed or observed, not what it computes.
 RESUME_ONLY = ("resume", "checkpoint_every", "keep_checkpoints", "log_samples_every")
 

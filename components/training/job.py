@@ -80,6 +80,8 @@ def train_method(job: TrainingJob, method: Method, run_log: RunLog, out: Path | 
     reference = None
     if method == "ebft" and job.ebft.loss.kl_coef > 0 and not job.features_are_base:
         reference = load_model(job.base_dir, "float32", device).requires_grad_(False)
+    if method == "rlvr" and job.ebft.rlvr.kl_coef > 0:
+        reference = load_model(job.base_dir, "float32", device).requires_grad_(False)
     trainer = Trainer(
         method, job.config, job.ebft, accelerator, lm, job.split,
         checkpoint_dir=job.checkpoint_root / method, fingerprint=f"{job.fingerprint}/{method}", tracker=run_log,

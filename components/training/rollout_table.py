@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from components.method.ebft_step import Rollout
+from components.method.rlvr_step import RLVRRollout
 
 
-def rollout_table(rollout: Rollout, tokenizer, *, chunks: int = 2, blocks: int = 4, context_tokens: int = 48) -> dict:
+def rollout_table(rollout: Rollout | RLVRRollout, tokenizer, *, chunks: int = 2, blocks: int = 4,
+                  context_tokens: int = 48) -> dict:  # fmt: skip
+    if isinstance(rollout, RLVRRollout):
+        return answer_table(rollout, tokenizer, prompts=chunks, context_tokens=context_tokens)
     layout = rollout.masks.layout
     ids = rollout.batch.input_ids
     tokens = rollout.samples.tokens
@@ -31,4 +35,22 @@ def rollout_table(rollout: Rollout, tokenizer, *, chunks: int = 2, blocks: int =
                 table["reward"].append(round(float(rewards.reward[b, i, k]), 4))
                 table["advantage"].append(round(float(rewards.advantages[b, i, k]), 4))
                 table["valid"].append(bool(rewards.valid[0 if rewards.valid.shape[0] == 1 else b, k]))
+    return table
+
+
+def answer_table(rollout: RLVRRollout, tokenizer, *, prompts: int = 2, context_tokens: int = 48) -> dict:
+    """RLVR: prompt tail, sampled answer, reference answer, reward and advantage of each sample."""
+    table: dict[str, list] = {k: [] for k in ("prompt", "sample", "prompt_tail", "answer", "reference", "reward",
+                                               "advantage")}  # fmt: skip
+    n = rollout.rewards.shape[-1] if rollout.rewards.dim() == 2 else 0
+    for p in range(min(prompts, len(rollout.prompts))):
+        tail = tokenizer.decode(rollout.prompts[p][-context_tokens:])
+        for i in range(n):
+            table["prompt"].append(p)
+            table["sample"].append(i)
+            table["prompt_tail"].append(tail)
+            table["answer"].append(rollout.answers[p * n + i])
+            table["reference"].append(rollout.references[p])
+            table["reward"].append(round(float(rollout.rewards[p, i]), 4))
+            table["advantage"].append(round(float(rollout.advantages[p, i]), 4))
     return table

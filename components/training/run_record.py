@@ -18,6 +18,8 @@ CURVE_COLUMNS = (
     "grad_norm",
     "lr",
     "time/step_s",
+    "reward_std",  # RLVR: spread of rewards among a prompt's samples
+    "answer_tokens",  # RLVR: mean sampled answer length
 )
 SUMMARY_KEYS = ("loss", "ce", "kl", "reward", "alignment", "diversity", "grad_norm", "time/step_s", "peak_memory_mb")
 

@@ -29,6 +29,7 @@ from components.method.config import EBFTConfig
 from components.method.ebft_step import EBFTStep
 from components.method.feature_cache import FeatureCache
 from components.method.feature_network import FeatureNetwork
+from components.method.rlvr_step import RLVRStep
 from components.method.sft_step import SFTStep
 from components.training.checkpointing import (
     TrainingState,
@@ -88,7 +89,7 @@ class Trainer:
         self.policy, self.optimizer = accelerator.prepare(policy, self.optimizer)
         accelerator.register_for_checkpointing(self.scheduler)
         self.step_runner = step_runner(
-            method, self.policy, ebft, feature_network, reference, reference_is_feature_network
+            method, self.policy, ebft, feature_network, reference, reference_is_feature_network, tokenizer
         )
 
     @property
@@ -169,15 +170,16 @@ class Trainer:
             batch = self.split.batch(mine[part]).to(self.device)
             sync = nullcontext() if j == n_micro - 1 else acc.no_sync(self.policy)
             with sync, acc.autocast():
-                if self.method == "ebft":
+                if self.method in ("ebft", "rlvr"):
                     gens = chunk_generators(cfg.seed, step, positions[part], self.device)
-                    gt = self.cache.features("train", mine[part]).to(self.device) if self.cache else None
+                    use_cache = self.method == "ebft" and self.cache
+                    gt = self.cache.features("train", mine[part]).to(self.device) if use_cache else None
                     rollout = self.step_runner.rollout(batch, gens, gt)
                     update_start = time.perf_counter()
                     loss, metrics = self.step_runner.loss(rollout)
                     self._maybe_log_samples(step, j, rollout)
-                    totals["tokens/sample"] += rollout.samples.tokens.numel()
-                    totals["tokens/update"] += batch.input_ids.numel() + rollout.samples.tokens.numel()
+                    totals["tokens/sample"] += rollout.sampled_tokens
+                    totals["tokens/update"] += batch.input_ids.numel() + rollout.sampled_tokens
                 else:
                     update_start = time.perf_counter()
                     loss, metrics = self.step_runner.loss(batch)
@@ -241,8 +243,9 @@ def step_runner(
     feature_network: FeatureNetwork | None,
     reference: torch.nn.Module | None,
     reference_is_feature_network: bool,
-) -> EBFTStep | SFTStep:
-    """What one micro-batch runs: the EBFT step (rollout, then loss) or the SFT baseline's CE step."""
+    tokenizer=None,
+) -> EBFTStep | SFTStep | RLVRStep:
+    """What one micro-batch runs: the EBFT or RLVR step (rollout, then loss) or the SFT baseline's CE step."""
     if method == "sft":
         return SFTStep(
             policy,
@@ -251,6 +254,10 @@ def step_runner(
             qa_masking=ebft.qa_masking,
             chunk_size=ebft.logit_chunk_size,
         )
+    if method == "rlvr":
+        if tokenizer is None:
+            raise ValueError("RLVR training needs the tokenizer (its rewards compare decoded answers)")
+        return RLVRStep(policy, ebft, tokenizer, reference=reference)
     if feature_network is None:
         raise ValueError("EBFT training needs the frozen feature network")
     return EBFTStep(

@@ -28,6 +28,12 @@ def defaults() -> dict:
         ({"features": {"pooling": "max"}}, r"features.pooling = 'max': Input should be 'last_token', 'mean'"),
         ({"data": {"seq_len": 265}}, r"nearest valid seq_len: 264 or 272"),
         ({"train": {"qa_masking": True}}, r"train.qa_masking is on but data.source='stdlib-code' has no answers"),
+        ({"train": {"methods": ["rlvr"]}}, r"train.methods has 'rlvr' but data.source='stdlib-code' has no answers"),
+        (
+            {"train": {"rlvr": {"reward": "bleu"}}},
+            r"train.rlvr.reward = 'bleu': Input should be 'chrf' or 'exact_match'",
+        ),
+        ({"train": {"loss": {"kl_estimator": "k1"}}}, r"train.loss.kl_estimator = 'k1': Input should be 'k2' or 'k3'"),
         ({"data": {"source": "jsonl"}}, r"data.source='jsonl' needs data.paths"),
         ({"data": {"max_chunks": {"dev": 3}}}, r"data.max_chunks.dev"),
         (
