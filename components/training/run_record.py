@@ -17,9 +17,9 @@ CURVE_COLUMNS = (
     "pg_loss",
     "grad_norm",
     "lr",
-    "time/step_s",
-    "reward_std",  # RLVR: spread of rewards among a prompt's samples
+    "reward_std",  # spread of rewards among a prompt's (chunk's) samples
     "answer_tokens",  # RLVR: mean sampled answer length
+    "time/step_s",  # wall clock: last, so comparisons of runs can drop it
 )
 SUMMARY_KEYS = ("loss", "ce", "kl", "reward", "alignment", "diversity", "grad_norm", "time/step_s", "peak_memory_mb")
 
