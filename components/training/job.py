@@ -77,11 +77,11 @@ def train_method(job: TrainingJob, method: Method, run_log: RunLog, out: Path | 
     accelerator = new_accelerator(job.config.mixed_precision)
     device = accelerator.device
     lm = prepare_policy(job.base_dir, job.config, device)
-    reference = None
-    if method == "ebft" and job.ebft.loss.kl_coef > 0 and not job.features_are_base:
-        reference = load_model(job.base_dir, "float32", device).requires_grad_(False)
-    if method == "rlvr" and job.ebft.rlvr.kl_coef > 0:
-        reference = load_model(job.base_dir, "float32", device).requires_grad_(False)
+    # a separate frozen base for the KL term, unless EBFT's feature network (the frozen base) already gives it
+    needs_reference = (method == "ebft" and job.ebft.loss.kl_coef > 0 and not job.features_are_base) or (
+        method == "rlvr" and job.ebft.rlvr.kl_coef > 0
+    )
+    reference = load_model(job.base_dir, "float32", device).requires_grad_(False) if needs_reference else None
     trainer = Trainer(
         method, job.config, job.ebft, accelerator, lm, job.split,
         checkpoint_dir=job.checkpoint_root / method, fingerprint=f"{job.fingerprint}/{method}", tracker=run_log,

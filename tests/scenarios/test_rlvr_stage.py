@@ -5,14 +5,12 @@ weights."""
 import json
 import os
 import random
-import signal
-import time
 
 import pytest
 
 from flows import features, prepare, train
 from tests.helpers.project import write_params
-from tests.scenarios.test_train_stage import assert_same_weights, run_stage
+from tests.scenarios.test_train_stage import assert_same_weights, kill_when, run_stage
 
 pytestmark = pytest.mark.slow
 PAIRS = "inputs/data/pairs.jsonl"
@@ -84,14 +82,7 @@ def test_a_killed_rlvr_run_resumes_to_the_same_weights(qa_project, tmp_path_fact
     reference = work_in(qa_project, tmp_path_factory.mktemp("uninterrupted"), monkeypatch, **settings)
     train.run()  # in this process: the killed run below is a separate one
     killed = work_in(qa_project, tmp_path_factory.mktemp("killed"), monkeypatch, **settings)
-    proc = run_stage(killed, wait=False)
-    deadline = time.time() + 300
-    while not (killed / "checkpoints/rlvr/step-000002/state.json").exists():
-        assert proc.poll() is None, proc.stdout.read().decode()
-        assert time.time() < deadline
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(run_stage(killed, wait=False), killed / "checkpoints/rlvr/step-000002/state.json")
     resumed = run_stage(killed)
     assert "resuming from checkpoints/rlvr/step-00000" in resumed.stdout + resumed.stderr
     assert_same_weights(killed / "models/trained/rlvr", reference / "models/trained/rlvr")

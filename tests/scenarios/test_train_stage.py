@@ -48,6 +48,17 @@ def run_stage(cwd: Path, *args: str, wait: bool = True) -> subprocess.Popen | su
     )
 
 
+def kill_when(proc: subprocess.Popen, marker: Path, timeout_s: float = 300) -> None:
+    """SIGKILL the stage's whole process group as soon as ``marker`` exists (whatever it is doing then)."""
+    deadline = time.time() + timeout_s
+    while not marker.exists():
+        assert proc.poll() is None, proc.stdout.read().decode()
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def test_ebft_and_sft_train_track_and_save(workdir, monkeypatch):
     # No tracking URI anywhere (a new user's shell): both runs must land in the default ./mlruns.db, even though
     # logging the first model sets and restores MLflow's global URI.
@@ -92,14 +103,8 @@ def test_killed_run_resumes_to_the_same_weights(workdir, tmp_path_factory):
     run_stage(reference)
 
     write_params(workdir / "params.yaml", overrides)
-    proc = run_stage(workdir, wait=False)
-    deadline = time.time() + 300
-    while not (workdir / "checkpoints/ebft/step-000002/state.json").exists():
-        assert proc.poll() is None, proc.stdout.read().decode()
-        assert time.time() < deadline
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # whatever it was doing: training step 3, or writing checkpoint 4
-    proc.wait()
+    # killed whatever it is doing then: training step 3, or writing checkpoint 4
+    kill_when(run_stage(workdir, wait=False), workdir / "checkpoints/ebft/step-000002/state.json")
     assert not (workdir / "models/trained").exists()  # nothing half-written
 
     resumed = run_stage(workdir)
