@@ -16,6 +16,8 @@ from accelerate.utils import set_seed
 
 from components.data.chunk_store import load_split
 from components.data.model_loading import load_tokenizer, weights_sha256
+from components.evaluation.sandbox import SandboxLimits
+from components.evaluation.unit_test_reward import UnitTestReward, function_call_tasks
 from components.method.feature_cache import FeatureCache, load_feature_network, make_cache_key
 from components.params.loading import load_params
 from components.project.code_deps import code_hash
@@ -63,6 +65,10 @@ def run(
         key = make_cache_key(sha, job.features, {"train": split}, layout, params.layout.document_masking)
         job.cache = FeatureCache.open(features_dir, key)  # refuses a cache built for anything else, before compute
         job.tags["features.cache_digest"] = job.cache.digest
+    if "rlvr" in cfg.methods and cfg.rlvr.reward == "unit_tests":
+        box = cfg.rlvr.sandbox
+        limits = SandboxLimits.per_run(box.timeout_s, box.memory_mb, box.require_namespaces)
+        job.answer_reward = UnitTestReward(function_call_tasks(Path(data_dir) / "train.jsonl"), limits, box.workers)
     outputs = JobOutputs(Path(out_dir), Path(metrics_path), Path(curves_dir))
     main = accelerator.is_main_process
     tracking = params.tracking

@@ -20,6 +20,10 @@ class DataConfig(Settings):
     text_field: str = Field("text", description="jsonl/hf: field holding a plain document")
     prompt_field: str | None = Field(None, description="jsonl/hf: field holding a prompt (Q&A, translation source)")
     completion_field: str | None = Field(None, description="jsonl/hf: field holding the answer / translation")
+    tests_field: str | None = Field(
+        None, description="jsonl/hf Q&A: field holding HumanEval-style tests (code defining check(candidate))"
+    )
+    entry_point_field: str | None = Field(None, description="jsonl/hf Q&A: field naming the function the tests call")
     hf_dataset: str | None = Field(None, description="hf: a hub dataset id or a local dataset folder")
     hf_split: str = "train"
     prompt_template: str = Field("{prompt}", description="how a prompt is written before its answer")
@@ -48,6 +52,10 @@ class DataConfig(Settings):
             raise ValueError("data.source='hf' needs data.hf_dataset: a hub id or a local dataset folder")
         if (self.prompt_field is None) != (self.completion_field is None):
             raise ValueError("data.prompt_field and data.completion_field must be given together")
+        if (self.tests_field is None) != (self.entry_point_field is None):
+            raise ValueError("data.tests_field and data.entry_point_field must be given together")
+        if self.tests_field is not None and self.prompt_field is None:
+            raise ValueError("data.tests_field needs Q&A data: set data.prompt_field and data.completion_field")
         if "{prompt}" not in self.prompt_template:
             raise ValueError(f"data.prompt_template={self.prompt_template!r} must contain '{{prompt}}'")
         if "{completion}" not in self.completion_template:
@@ -60,6 +68,11 @@ class DataConfig(Settings):
     @property
     def is_qa(self) -> bool:
         return self.source in QA_SOURCES or self.prompt_field is not None
+
+    @property
+    def has_tests(self) -> bool:
+        """Each document is a function-call task with unit tests (what the RLVR unit-test reward needs)."""
+        return self.source == "humaneval" or self.tests_field is not None
 
 
 class ModelConfig(Settings):

@@ -67,7 +67,8 @@ class HumanEvalSource(Source):
 
     def records(self) -> Iterator[Document | BadRecord]:
         for p in self.problems():
-            yield Document(f"humaneval:{p['task_id']}", prompt=p["prompt"], completion=p["canonical_solution"])
+            yield Document(f"humaneval:{p['task_id']}", prompt=p["prompt"], completion=p["canonical_solution"],
+                           tests=p["test"], entry_point=p["entry_point"])  # fmt: skip
 
     def fingerprint(self) -> dict[str, str]:
         return {"HumanEval.jsonl.gz": sha256_file(self.path())}

@@ -153,6 +153,8 @@ class PreparedData:
                 for i, doc in enumerate(self.documents[split]):
                     row = {"doc_id": i, "origin": doc.origin, "in_chunks": i in in_chunks}
                     text = {"prompt": doc.prompt, "completion": doc.completion} if doc.is_qa else {"text": doc.text}
+                    if doc.tests is not None:
+                        text |= {"tests": doc.tests, "entry_point": doc.entry_point}
                     f.write(json.dumps(row | text, ensure_ascii=False) + "\n")
 
 

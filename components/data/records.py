@@ -14,6 +14,10 @@ class Document:
     text: str | None = None
     prompt: str | None = None
     completion: str | None = None
+    # A function-call task (HumanEval's format): code defining check(candidate), and the function it calls. What
+    # the RLVR baseline's unit-test reward runs a sampled answer against (docs/method.md §6).
+    tests: str | None = None
+    entry_point: str | None = None
 
     @property
     def is_qa(self) -> bool:
@@ -52,9 +56,16 @@ class Source(ABC):
 
 
 def document_from_row(
-    row: dict, origin: str, text_field: str, prompt_field: str | None, completion_field: str | None
+    row: dict,
+    origin: str,
+    text_field: str,
+    prompt_field: str | None,
+    completion_field: str | None,
+    tests_field: str | None = None,
+    entry_point_field: str | None = None,
 ) -> Document | BadRecord:
     fields = [prompt_field, completion_field] if prompt_field else [text_field]
+    fields += [f for f in (tests_field, entry_point_field) if f]
     for field in fields:
         if field not in row:
             return BadRecord(origin, f"missing field {field!r} (has: {', '.join(sorted(row)) or 'none'})")
@@ -67,5 +78,6 @@ def document_from_row(
         except UnicodeEncodeError as err:  # a lone surrogate escape such as "\ud800" decodes but is no text
             return BadRecord(origin, f"field {field!r} holds {row[field][err.start]!r}, which is not a character")
     if prompt_field:
-        return Document(origin, prompt=row[prompt_field], completion=row[completion_field])
+        task = {"tests": row[tests_field], "entry_point": row[entry_point_field]} if tests_field else {}
+        return Document(origin, prompt=row[prompt_field], completion=row[completion_field], **task)
     return Document(origin, text=row[text_field])

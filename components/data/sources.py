@@ -33,9 +33,11 @@ class JsonlSource(Source):
         text_field: str = "text",
         prompt_field: str | None = None,
         completion_field: str | None = None,
+        tests_field: str | None = None,
+        entry_point_field: str | None = None,
     ):
         self.paths = [file for spec in paths for file in expand_jsonl_path(spec)]
-        self.text_field, self.prompt_field, self.completion_field = text_field, prompt_field, completion_field
+        self.fields = (text_field, prompt_field, completion_field, tests_field, entry_point_field)
 
     def records(self) -> Iterator[Document | BadRecord]:
         for path in self.paths:
@@ -55,7 +57,7 @@ class JsonlSource(Source):
             return BadRecord(origin, "JSON nested too deeply to read")
         if not isinstance(row, dict):
             return BadRecord(origin, f"expected a JSON object, got {type(row).__name__}")
-        return document_from_row(row, origin, self.text_field, self.prompt_field, self.completion_field)
+        return document_from_row(row, origin, *self.fields)
 
     def fingerprint(self) -> dict[str, str]:
         return {str(p): sha256_file(p) for p in self.paths}
@@ -93,9 +95,11 @@ class HFDatasetSource(Source):
         text_field: str,
         prompt_field: str | None = None,
         completion_field: str | None = None,
+        tests_field: str | None = None,
+        entry_point_field: str | None = None,
     ):
         self.dataset, self.split = dataset, split
-        self.text_field, self.prompt_field, self.completion_field = text_field, prompt_field, completion_field
+        self.fields = (text_field, prompt_field, completion_field, tests_field, entry_point_field)
 
     def _load(self):
         import datasets
@@ -112,9 +116,7 @@ class HFDatasetSource(Source):
 
     def records(self) -> Iterator[Document | BadRecord]:
         for i, row in enumerate(self._load()):
-            yield document_from_row(
-                row, f"{self.dataset}[{self.split}]#{i}", self.text_field, self.prompt_field, self.completion_field
-            )
+            yield document_from_row(row, f"{self.dataset}[{self.split}]#{i}", *self.fields)
 
     def fingerprint(self) -> dict[str, str]:
         return {self.dataset: getattr(self._load(), "_fingerprint", "unknown")}
@@ -122,7 +124,7 @@ class HFDatasetSource(Source):
 
 def make_source(data: DataConfig) -> Source:
     """The source that ``data.source`` names."""
-    fields = (data.text_field, data.prompt_field, data.completion_field)
+    fields = (data.text_field, data.prompt_field, data.completion_field, data.tests_field, data.entry_point_field)
     builders = {
         "stdlib-code": lambda: StdlibCodeSource(),
         "humaneval": lambda: HumanEvalSource(),

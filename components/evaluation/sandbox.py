@@ -66,6 +66,12 @@ class SandboxLimits:
     max_file_mb: int = 4
     require_namespaces: bool = True  # False: run without user/net/pid namespaces too (the network stays reachable)
 
+    @classmethod
+    def per_run(cls, timeout_s: float, memory_mb: int, require_namespaces: bool) -> SandboxLimits:
+        """The limits params.yaml sets: wall clock (CPU time follows it), memory, and whether namespaces are a must."""
+        return cls(wall_seconds=timeout_s, cpu_seconds=int(timeout_s) + 1, memory_mb=memory_mb,
+                   require_namespaces=require_namespaces)  # fmt: skip
+
 
 class SandboxUnavailable(RuntimeError):
     """This machine cannot isolate generated code as required."""

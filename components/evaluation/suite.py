@@ -72,12 +72,7 @@ class EvalSetting:
             pairs=translation_pairs(Path(data_dir) / f"{ev.translation.split}.jsonl", ev.translation.max_pairs)
             if plan.translation
             else [],
-            limits=SandboxLimits(
-                wall_seconds=ev.code.timeout_s,
-                cpu_seconds=int(ev.code.timeout_s) + 1,
-                memory_mb=ev.code.memory_mb,
-                require_namespaces=ev.code.require_namespaces,
-            ),
+            limits=SandboxLimits.per_run(ev.code.timeout_s, ev.code.memory_mb, ev.code.require_namespaces),
             sampling=SamplingConfig(n_samples=ev.feature_samples, temperature=ev.temperature),
         )
 

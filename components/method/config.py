@@ -71,17 +71,32 @@ class LossConfig(Settings):
     )
 
 
+class RewardSandboxConfig(Settings):
+    """Where the unit-test reward runs sampled answers: the evaluation's sandbox (docs/evaluation.md), with its own
+    limits because training runs many short tests."""
+
+    timeout_s: float = Field(5.0, gt=0, description="wall-clock limit per answer's test run")
+    memory_mb: int = Field(1024, ge=256, description="memory limit per test run")
+    workers: int = Field(2, ge=1, description="test runs at once")
+    require_namespaces: bool = Field(
+        True, description="refuse to run sampled code without user/net/pid namespaces (false: a weaker sandbox)"
+    )
+
+
 class RLVRConfig(Settings):
     """The RLVR baseline (docs/method.md §6): whole answers to the training data's prompts, scored against their
     references. It shares ``sampling`` (n samples, temperature) with EBFT, so both see equal rollout budgets."""
 
-    reward: Literal["chrf", "exact_match"] = Field(
-        "chrf", description="'chrf' (sacrebleu chrF / 100 against the reference answer) or 'exact_match' (0/1)"
+    reward: Literal["chrf", "exact_match", "unit_tests"] = Field(
+        "chrf",
+        description="'chrf' (sacrebleu chrF / 100 against the reference answer), 'exact_match' (0/1), or "
+        "'unit_tests' (1 if the answer passes its task's tests in the sandbox, else 0; needs function-call tasks)",
     )
     max_new_tokens: int = Field(64, ge=1, description="longest sampled answer")
     prompts_per_chunk: int = Field(1, ge=1, description="complete Q&A documents taken from each training chunk")
     ce_coef: float = Field(0.0, ge=0, description="weight of cross-entropy on the chunks (0: pure RLVR)")
     kl_coef: float = Field(0.0, ge=0, description="weight of KL to the frozen base model (loss.kl_estimator)")
+    sandbox: RewardSandboxConfig = RewardSandboxConfig()
 
 
 class DocumentMasking(Settings):

@@ -2,8 +2,9 @@
 
 From each training chunk, its first complete Q&A documents (a prompt and its answer, EOS included, wholly inside the
 chunk) -> n answers sampled per prompt with the current policy (seeded per chunk, as EBFT's samples) -> reward of
-each answer against the prompt's reference answer (components/method/answer_rewards.py) -> leave-one-out advantages
-A_i = r_i - mean_{j != i} r_j (they sum to 0 per prompt) -> on-policy policy gradient
+each answer: against the prompt's reference answer (components/method/answer_rewards.py), or by the document's
+unit tests in the sandbox (components/evaluation/unit_test_reward.py, built by the train stage) -> leave-one-out
+advantages A_i = r_i - mean_{j != i} r_j (they sum to 0 per prompt) -> on-policy policy gradient
 
   loss = mean_rows(masked_mean_tokens(-A · log p(answer))) + ce_coef · CE(chunks) + kl_coef · KL(p || p_base)
 
@@ -25,16 +26,16 @@ from components.engine.completions import Completions
 from components.engine.masks import build_strided_masks
 from components.engine.policy import as_policy_module, language_model
 from components.engine.token_sampling import Generators
-from components.method.answer_rewards import ANSWER_REWARDS, AnswerReward
+from components.method.answer_rewards import TEXT_REWARDS, AnswerReward
 from components.method.config import EBFTConfig
 from components.method.loss import kl_penalty, masked_mean
 
 
 def qa_documents(
     ids: torch.Tensor, doc_ids: torch.Tensor, qa_mask: torch.Tensor, eos_id: int, limit: int
-) -> list[tuple[list[int], list[int]]]:
-    """Up to ``limit`` complete Q&A documents of one chunk (1-D tensors): (prompt tokens, answer tokens + EOS). A
-    document that starts at the chunk's first token may be cut, so it is never taken."""
+) -> list[tuple[list[int], list[int], int]]:
+    """Up to ``limit`` complete Q&A documents of one chunk (1-D tensors): (prompt tokens, answer tokens + EOS,
+    document id). A document that starts at the chunk's first token may be cut, so it is never taken."""
     found = []
     starts = [0, *((doc_ids[1:] != doc_ids[:-1]).nonzero().flatten() + 1).tolist(), len(doc_ids)]
     for start, end in itertools.pairwise(starts[1:]):  # the document at the chunk's start may be cut: skipped
@@ -44,7 +45,7 @@ def qa_documents(
         in_order = not bool(answer[:n_prompt].any()) and bool(answer[n_prompt:].all())  # prompt, then answer
         complete = tokens[-1] == eos_id and n_prompt > 0 and in_order
         if complete and n_prompt < len(tokens) - 1:
-            found.append((tokens[:n_prompt], tokens[n_prompt:]))
+            found.append((tokens[:n_prompt], tokens[n_prompt:], int(doc_ids[start])))
         if len(found) == limit:
             break
     return found
@@ -61,6 +62,7 @@ class RLVRRollout:
     batch: ChunkBatch
     completions: Completions | None  # None: no chunk of the batch holds a complete Q&A document
     prompts: list[list[int]]
+    doc_ids: list[int]  # each prompt's document (its index in the split's documents)
     references: list[str]
     answers: list[str]
     rewards: torch.Tensor  # (P, n)
@@ -85,7 +87,9 @@ class RLVRStep:
     ):
         self.policy, self.config, self.tokenizer = as_policy_module(policy), config, tokenizer
         self.rlvr = config.rlvr
-        self.reward = reward or ANSWER_REWARDS[self.rlvr.reward]
+        if reward is None and self.rlvr.reward not in TEXT_REWARDS:
+            raise ValueError(f"rlvr.reward={self.rlvr.reward!r} needs the training tasks' tests: pass it as reward=")
+        self.reward = reward or TEXT_REWARDS[self.rlvr.reward]
         self.reference = reference
         if self.rlvr.kl_coef > 0 and reference is None:
             raise ValueError("rlvr.kl_coef > 0 needs a frozen reference model")
@@ -96,17 +100,18 @@ class RLVRStep:
     def rollout(self, batch: ChunkBatch, generators: Generators = None, _features=None) -> RLVRRollout:
         start = time.perf_counter()
         n, limit = self.config.sampling.n_samples, self.rlvr.prompts_per_chunk
-        prompts, answers, gens = [], [], []
+        prompts, answers, doc_ids, gens = [], [], [], []
         for b in range(batch.input_ids.shape[0]):
             docs = qa_documents(batch.input_ids[b], batch.doc_ids[b], batch.qa_mask[b], self.eos, limit)
-            for prompt, answer in docs:
+            for prompt, answer, doc_id in docs:
                 prompts.append(prompt)
                 answers.append(answer)
+                doc_ids.append(doc_id)
                 if isinstance(generators, list | tuple):
                     gens.append(generators[b])
         if not prompts:
             empty = torch.zeros(0, n)
-            return RLVRRollout(batch, None, [], [], [], empty, empty, None, {"time/sample_s": 0.0})
+            return RLVRRollout(batch, None, [], [], [], [], empty, empty, None, {"time/sample_s": 0.0})
         completions = self.policy(None, generator=gens or generators, complete={
             "prompts": prompts, "n": n, "max_new_tokens": self.rlvr.max_new_tokens, "eos_id": self.eos,
             "pad_id": self.pad, "temperature": self.config.sampling.temperature, "top_p": self.config.sampling.top_p,
@@ -114,15 +119,15 @@ class RLVRStep:
         sampled = time.perf_counter()
         texts = self.tokenizer.batch_decode(completions.completion_ids(), skip_special_tokens=True)
         references = self.tokenizer.batch_decode(answers, skip_special_tokens=True)
-        rewards = torch.tensor(
-            [self.reward(text, references[i // n]) for i, text in enumerate(texts)], dtype=torch.float32
-        ).view(len(prompts), n)
+        each = [i // n for i in range(len(texts))]
+        scores = self.reward(texts, [references[i] for i in each], [doc_ids[i] for i in each])
+        rewards = torch.tensor(scores, dtype=torch.float32).view(len(prompts), n)
         ref_logprobs = None
         if self.reference is not None:
             reference = as_policy_module(self.reference)
             ref_logprobs = reference(completions.tokens, attention_mask=completions.attention_mask)
         timings = {"time/sample_s": sampled - start, "time/reward_s": time.perf_counter() - sampled}
-        return RLVRRollout(batch, completions, prompts, references, texts, rewards,
+        return RLVRRollout(batch, completions, prompts, doc_ids, references, texts, rewards,
                            leave_one_out_advantages(rewards), ref_logprobs, timings)  # fmt: skip
 
     def loss(self, rollout: RLVRRollout) -> tuple[torch.Tensor, dict[str, float]]:

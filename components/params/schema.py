@@ -62,6 +62,18 @@ class Params(Settings):
                 f"train.methods has 'rlvr' but data.source={self.data.source!r} has no answers: the RLVR baseline "
                 "rewards answers to prompts; use a Q&A source (e.g. trans-de-en) or set prompt_field/completion_field"
             )
+        if "rlvr" in train.methods and train.rlvr.reward == "unit_tests":
+            if not self.data.has_tests:
+                raise ValueError(
+                    f"train.rlvr.reward='unit_tests' but data.source={self.data.source!r} has no unit tests: use "
+                    "function-call tasks (data.source: humaneval, or jsonl/hf with data.tests_field and "
+                    "data.entry_point_field), or reward: chrf | exact_match"
+                )
+            if self.data.prompt_template != "{prompt}":
+                raise ValueError(
+                    f"train.rlvr.reward='unit_tests' runs the task's prompt followed by the sampled answer as one "
+                    f"program, so data.prompt_template must be '{{prompt}}' (it is {self.data.prompt_template!r})"
+                )
         if "rlvr" in train.methods and n < 2:
             raise ValueError(f"train.sampling.n_samples={n}: RLVR's leave-one-out baseline needs at least 2 samples")
         if {"ebft", "rlvr"} & set(train.methods) and train.rollouts_per_step % n:

@@ -18,6 +18,7 @@ from accelerate import PartialState
 from components.data.atomic_io import atomic_directory, atomic_write_json
 from components.data.chunk_store import ChunkSplit
 from components.data.model_loading import load_model
+from components.method.answer_rewards import AnswerReward
 from components.method.config import EBFTConfig
 from components.method.feature_cache import FeatureCache
 from components.method.feature_network import FeatureNetwork
@@ -41,6 +42,7 @@ class TrainingJob:
     params_to_log: dict = field(default_factory=dict)
     features: FeatureNetwork | None = None  # EBFT: the frozen feature network and its cache
     cache: FeatureCache | None = None
+    answer_reward: AnswerReward | None = None  # RLVR: a reward the method layer cannot build (unit tests); else by name
     # The default feature network is the frozen base model, so its forward also gives the KL reference's log-probs.
     features_are_base: bool = True
     log_model: bool = True
@@ -86,7 +88,7 @@ def train_method(job: TrainingJob, method: Method, run_log: RunLog, out: Path | 
         method, job.config, job.ebft, accelerator, lm, job.split,
         checkpoint_dir=job.checkpoint_root / method, fingerprint=f"{job.fingerprint}/{method}", tracker=run_log,
         feature_network=job.features, feature_cache=job.cache, reference=reference,
-        reference_is_feature_network=job.features_are_base, tokenizer=job.tokenizer,
+        reference_is_feature_network=job.features_are_base, tokenizer=job.tokenizer, answer_reward=job.answer_reward,
     )  # fmt: skip
     result = trainer.run(method, {**job.tags, "method": method, "stage": "train"}, job.params_to_log)
     record = summary(result, steps_per_epoch=len(job.split) / trainer.chunks_per_step)

@@ -25,6 +25,7 @@ from transformers import get_scheduler
 from components.data.chunk_store import ChunkSplit
 from components.data.order import chunk_generators, process_share, step_chunks
 from components.engine.policy import StridedPolicy
+from components.method.answer_rewards import AnswerReward
 from components.method.config import EBFTConfig
 from components.method.ebft_step import EBFTStep
 from components.method.feature_cache import FeatureCache
@@ -65,6 +66,7 @@ class Trainer:
         reference: torch.nn.Module | None = None,
         reference_is_feature_network: bool = False,
         tokenizer=None,
+        answer_reward: AnswerReward | None = None,
         log: Callable[[str], None] = print,
     ):
         self.method, self.cfg, self.accelerator = method, config, accelerator
@@ -88,9 +90,8 @@ class Trainer:
         # process), so only model and optimizer are prepared; the scheduler is registered for checkpoints.
         self.policy, self.optimizer = accelerator.prepare(policy, self.optimizer)
         accelerator.register_for_checkpointing(self.scheduler)
-        self.step_runner = step_runner(
-            method, self.policy, ebft, feature_network, reference, reference_is_feature_network, tokenizer
-        )
+        self.step_runner = step_runner(method, self.policy, ebft, feature_network, reference,
+                                       reference_is_feature_network, tokenizer, answer_reward)  # fmt: skip
 
     @property
     def device(self) -> torch.device:
@@ -244,6 +245,7 @@ def step_runner(
     reference: torch.nn.Module | None,
     reference_is_feature_network: bool,
     tokenizer=None,
+    answer_reward: AnswerReward | None = None,
 ) -> EBFTStep | SFTStep | RLVRStep:
     """What one micro-batch runs: the EBFT or RLVR step (rollout, then loss) or the SFT baseline's CE step."""
     if method == "sft":
@@ -257,7 +259,7 @@ def step_runner(
     if method == "rlvr":
         if tokenizer is None:
             raise ValueError("RLVR training needs the tokenizer (its rewards compare decoded answers)")
-        return RLVRStep(policy, ebft, tokenizer, reference=reference)
+        return RLVRStep(policy, ebft, tokenizer, reward=answer_reward, reference=reference)
     if feature_network is None:
         raise ValueError("EBFT training needs the frozen feature network")
     return EBFTStep(

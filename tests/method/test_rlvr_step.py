@@ -7,7 +7,7 @@ import torch
 from components.data.chunk_store import ChunkBatch
 from components.data.tiny_models import tiny_causal_lm
 from components.engine.layout import StridedLayout
-from components.method.answer_rewards import chrf_reward, exact_match_reward
+from components.method.answer_rewards import chrf_reward, exact_match_reward, per_answer
 from components.method.config import EBFTConfig, RLVRConfig
 from components.method.rlvr_step import RLVRStep, leave_one_out_advantages, qa_documents
 
@@ -44,8 +44,8 @@ def test_complete_qa_documents_are_taken_from_a_packed_chunk():
     ids = torch.tensor([9, 9, EOS, 5, 6, 7, 8, EOS, 10, 11, 12, EOS, 13, 14, 15])
     doc_ids = torch.tensor([0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3])
     qa = torch.tensor([1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 0, 1, 1]).bool()
-    assert qa_documents(ids, doc_ids, qa, EOS, limit=5) == [([5, 6], [7, 8, EOS]), ([10], [11, 12, EOS])]
-    assert qa_documents(ids, doc_ids, qa, EOS, limit=1) == [([5, 6], [7, 8, EOS])]
+    assert qa_documents(ids, doc_ids, qa, EOS, limit=5) == [([5, 6], [7, 8, EOS], 1), ([10], [11, 12, EOS], 2)]
+    assert qa_documents(ids, doc_ids, qa, EOS, limit=1) == [([5, 6], [7, 8, EOS], 1)]
 
 
 def qa_batch(chunks: int, length: int = 16) -> ChunkBatch:
@@ -71,7 +71,7 @@ def test_a_few_steps_raise_a_verifiable_reward():
     config = EBFTConfig(layout=StridedLayout(seq_len=16, context=4, stride=4, block_len=4),
                         rlvr=RLVRConfig(max_new_tokens=6))  # fmt: skip
     # the verifiable reward: how many of the answer's tokens are "t3" (a token the random model rarely draws)
-    reward = lambda answer, reference: answer.split().count("t3") / 6  # noqa: E731
+    reward = per_answer(lambda answer, reference: answer.split().count("t3") / 6)
     step = RLVRStep(lm, config, DigitTokenizer(), reward=reward)
     optimizer = torch.optim.AdamW(lm.parameters(), lr=3e-2)
     batch = qa_batch(4)

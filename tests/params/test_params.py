@@ -31,7 +31,22 @@ def defaults() -> dict:
         ({"train": {"methods": ["rlvr"]}}, r"train.methods has 'rlvr' but data.source='stdlib-code' has no answers"),
         (
             {"train": {"rlvr": {"reward": "bleu"}}},
-            r"train.rlvr.reward = 'bleu': Input should be 'chrf' or 'exact_match'",
+            r"train.rlvr.reward = 'bleu': Input should be 'chrf', 'exact_match' or 'unit_tests'",
+        ),
+        (
+            {"data": {"source": "trans-de-en"}, "train": {"methods": ["rlvr"], "rlvr": {"reward": "unit_tests"}}},
+            r"train.rlvr.reward='unit_tests' but data.source='trans-de-en' has no unit tests",
+        ),
+        (
+            {
+                "data": {"source": "humaneval", "prompt_template": "Q: {prompt}"},
+                "train": {"methods": ["rlvr"], "rlvr": {"reward": "unit_tests"}},
+            },
+            r"data.prompt_template must be '\{prompt\}' \(it is 'Q: \{prompt\}'\)",
+        ),
+        (
+            {"data": {"prompt_field": "q", "completion_field": "a", "tests_field": "t"}},
+            r"data.tests_field and data.entry_point_field must be given together",
         ),
         ({"train": {"loss": {"kl_estimator": "k1"}}}, r"train.loss.kl_estimator = 'k1': Input should be 'k2' or 'k3'"),
         ({"data": {"source": "jsonl"}}, r"data.source='jsonl' needs data.paths"),

@@ -10,10 +10,7 @@ nothing new -> every stage skipped, no version, champion untouched; an override 
 with it. Tests run in file order and build on each other."""
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 import sysconfig
 import time
 import urllib.request
@@ -26,11 +23,10 @@ import yaml
 from components.params.presets import apply_preset
 from components.release.registry import CHALLENGER, CHAMPION, ModelRegistry
 from components.release.run_lock import project_lock
-from tests.helpers.project import ROOT
+from tests.helpers.project import BIN, ROOT, new_dvc_project, run
 from tests.helpers.servers import mlflow_server, prefect_server
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
 NAME = "tiny-ebft"
 DATA = "inputs/data/code.jsonl"
 
@@ -47,13 +43,6 @@ def api_post(api: str, path: str, body: dict) -> list[dict]:
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
-
-
-def run(cmd, cwd, env, timeout=900, check=True) -> subprocess.CompletedProcess:
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if check:
-        assert done.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{done.stdout[-6000:]}\n{done.stderr[-6000:]}"
-    return done
 
 
 @pytest.fixture(scope="module")
@@ -73,23 +62,11 @@ def upstream(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, server, upstream):
     root = tmp_path_factory.mktemp("pipeline-project")
-    for name in ("components", "flows", "presets", "infra", "inputs"):
-        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", ".gitignore", ".dvcignore", "requirements.lock"):
-        shutil.copy(ROOT / name, root / name)
     params = apply_preset(yaml.safe_load((ROOT / "params.yaml").read_text()), "tiny")
     params["data"] |= {"source": "jsonl", "paths": [DATA]}
     params["tracking"]["uri"] = server
     params["registry"] = {**params.get("registry", {}), "name": NAME}
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "EBFT_ASSET_CACHE": str(root / ".assets")}
-    env.pop("MLFLOW_TRACKING_URI")
-    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "ci@example.invalid"],
-                ["git", "config", "user.name", "ci"], [str(BIN / "dvc"), "init", "-q"],
-                [str(BIN / "dvc"), "import-url", "-q", str(upstream), DATA], ["git", "add", "-A"],
-                ["git", "commit", "-qm", "project"]):  # fmt: skip
-        run(cmd, root, env)
-    return root, env
+    return root, new_dvc_project(root, params, ["import-url", "-q", str(upstream), DATA])
 
 
 def pipeline(project, *args, check=True) -> subprocess.CompletedProcess:

@@ -1,7 +1,8 @@
 """The RLVR baseline through the train stage on a tiny Q&A project (user JSONL pairs): EBFT, SFT and RLVR train side
 by side on the same chunks, RLVR's rewards and losses are recorded, and a killed RLVR run resumes to the same
-weights."""
+weights; on the user's function-call tasks RLVR is rewarded by their unit tests, run in the sandbox."""
 
+import csv
 import json
 import os
 import random
@@ -86,3 +87,38 @@ def test_a_killed_rlvr_run_resumes_to_the_same_weights(qa_project, tmp_path_fact
     resumed = run_stage(killed)
     assert "resuming from checkpoints/rlvr/step-00000" in resumed.stdout + resumed.stderr
     assert_same_weights(killed / "models/trained/rlvr", reference / "models/trained/rlvr")
+
+
+def code_tasks(count: int) -> list[dict]:
+    """Function-call tasks in HumanEval's format. Half end their prompt inside a comment, so an answer without a
+    newline leaves the function as written and passes; the other half need a body, which a random model never
+    writes. The rewards the stage records then come from the tests, not from a constant."""
+    rows = []
+    for i in range(count):
+        prompt = f"def f{i}(x):\n    return x + {i}\n# " if i % 2 else f'def f{i}(x):\n    """x + {i}"""\n'
+        rows.append({"prompt": prompt, "solution": f"    return x + {i}\n", "entry": f"f{i}",
+                     "test": f"def check(candidate):\n    assert candidate(1) == {1 + i}\n"})  # fmt: skip
+    return rows
+
+
+def test_rlvr_on_code_is_rewarded_by_the_unit_tests_in_the_sandbox(tiny_project, tmp_path, monkeypatch):
+    (tmp_path / "models").mkdir()
+    for name in ("models/base", "models/tokenizer"):
+        (tmp_path / name).symlink_to((tiny_project / name).resolve())
+    (tmp_path / "inputs/data").mkdir(parents=True)
+    (tmp_path / "inputs/data/tasks.jsonl").write_text("".join(json.dumps(r) + "\n" for r in code_tasks(80)))
+    params = write_params(tmp_path / "params.yaml", {
+        "data": {"source": "jsonl", "paths": ["inputs/data/tasks.jsonl"], "prompt_field": "prompt",
+                 "completion_field": "solution", "tests_field": "test", "entry_point_field": "entry", "seq_len": 64,
+                 "max_chunks": {"train": 8, "val": 2, "test": 0}},
+        "train": {"methods": ["rlvr"], "steps": 3, "rlvr": {"reward": "unit_tests", "max_new_tokens": 8,
+                                                            "prompts_per_chunk": 2}},
+        "tracking": {"log_model": False},
+    })  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlruns.db")
+    prepare.run(str(params), tmp_path / "models/tokenizer", tmp_path / "data", tmp_path / "metrics/data_card.json")
+    train.run()
+    with open(tmp_path / "metrics/train_curves/rlvr.csv") as f:
+        rewards = [float(row["reward"]) for row in csv.DictReader(f)]
+    assert len(rewards) == 3 and 0.0 < sum(rewards) / 3 < 1.0, rewards  # some answers pass their tests, some fail
