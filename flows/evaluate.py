@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from components.data.atomic_io import atomic_directory, atomic_write_json, atomic_write_text
+from components.evaluation.example_tables import example_tables
 from components.evaluation.report import alignment_distribution_png, comparison_table, training_curves_png
 from components.evaluation.sandbox import isolation
 from components.evaluation.suite import EvalSetting, score_model, score_other_model
@@ -65,7 +66,8 @@ def run(
     ]
     artifacts = [Path(table_path), Path(metrics_path), *(p for p in pictures if p is not None)]
     runs = json.loads(Path(train_metrics).read_text()) if Path(train_metrics).exists() else {}
-    log_evaluation(params.tracking.uri, params.tracking.experiment, metrics, artifacts, runs)
+    tables = {name: example_tables(Path(out_dir) / name) for name in models}
+    log_evaluation(params.tracking.uri, params.tracking.experiment, metrics, artifacts, runs, tables)
     print(f"evaluation done in {record['seconds']} s; table in {table_path}")
     return record
 

@@ -71,7 +71,11 @@ def refresh_inputs() -> str:
 @task(name="dvc-repro-stage", task_run_name="repro-{stage}", retries=0, cache_policy=NO_CACHE)
 def repro_stage(stage: str) -> StageOutcome:
     start = time.perf_counter()
-    ran = dvc.repro_stage(stage)
+    try:
+        ran = dvc.repro_stage(stage)
+    except dvc.StageFailed as failed:  # the stage's own error, in the run's log (the UI shows no stdout)
+        get_run_logger().error("%s", failed)
+        raise
     get_run_logger().info("stage %s: %s", stage, "ran" if ran else "unchanged, skipped")
     return StageOutcome(stage, ran, time.perf_counter() - start)
 

@@ -21,7 +21,8 @@ from components.evaluation.unit_test_reward import UnitTestReward, function_call
 from components.method.feature_cache import FeatureCache, load_feature_network, make_cache_key
 from components.params.loading import load_params
 from components.project.code_deps import code_hash
-from components.release.tracking import RunTracker, flatten, git_facts
+from components.release.lineage import prepared_data_md5
+from components.release.tracking import RunTracker, flatten, git_facts, log_data_inputs
 from components.training.checkpointing import run_fingerprint
 from components.training.job import JobOutputs, TrainingJob, train_all
 from components.training.launch import launched, new_accelerator, relaunch
@@ -74,9 +75,16 @@ def run(
     tracking = params.tracking
 
     def new_run_log() -> RunLog:
-        return RunTracker(tracking.uri, tracking.experiment) if main else RunLog()
+        return RunTracker(tracking.uri, tracking.experiment, system_metrics=True) if main else RunLog()
 
-    return train_all(job, outputs, new_run_log, main)
+    record = train_all(job, outputs, new_run_log, main)
+    if main and any(r.get("mlflow_run_id") for r in record.values()):
+        splits = {"train": (Path(data_dir) / "train.safetensors", split.content_hash())}
+        if (Path(data_dir) / "val.safetensors").exists():
+            splits["val"] = (Path(data_dir) / "val.safetensors", load_split(data_dir, "val").content_hash())
+        run_ids = [r["mlflow_run_id"] for r in record.values() if r.get("mlflow_run_id")]
+        log_data_inputs(tracking.uri, run_ids, splits, prepared_data_md5(Path.cwd()))
+    return record
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,11 +29,23 @@ def stream(cmd: list[str]) -> tuple[int, str]:
     return proc.wait(), b"".join(seen).decode(errors="replace")
 
 
+class StageFailed(RuntimeError):
+    """A stage command failed; the message ends with the last lines of its output (where its error is)."""
+
+
+def output_tail(output: str, lines: int = 25, chars: int = 3000) -> str:
+    """The last ``lines`` lines of a command's output as a terminal would show them (a progress bar redrawn with
+    carriage returns counts once, as its final state), at most ``chars`` characters."""
+    shown = [line.rsplit("\r", 1)[-1].rstrip() for line in output.replace("\r\n", "\n").split("\n")]
+    tail = "\n".join([line for line in shown if line][-lines:])
+    return tail[-chars:]
+
+
 def repro_stage(stage: str) -> bool:
     """``dvc repro --single-item stage``; True if it ran, False if DVC found it unchanged."""
     code, out = stream([str(BIN / "dvc"), "repro", "--single-item", stage])
     if code:
-        raise RuntimeError(f"stage {stage!r} failed (dvc repro exit {code}); its output is above")
+        raise StageFailed(f"stage {stage!r} failed (dvc repro exit {code}); the end of its output:\n{output_tail(out)}")
     return f"Running stage '{stage}'" in out
 
 

@@ -34,6 +34,17 @@ def out_hash(entry: dict, path: str) -> str:
     raise ValueError(f"dvc.lock records no {path!r} for this stage")
 
 
+def prepared_data_md5(project: Path) -> str | None:
+    """DVC's md5 of data/ as the last `prepare` recorded it in dvc.lock; None outside DVC (a one-off run)."""
+    lock_path = project / "dvc.lock"
+    if not lock_path.exists():
+        return None
+    try:
+        return out_hash(stage_entry(yaml.safe_load(lock_path.read_text()), "prepare"), "data")
+    except ValueError:
+        return None
+
+
 def eval_setting_hash(lock: dict) -> str:
     """What the evaluation ran on (held-out data, cached features, eval/layout/feature params): two models are
     comparable example by example only when this matches."""

@@ -12,6 +12,7 @@ import os
 import subprocess
 import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +61,15 @@ def git_facts() -> dict[str, str]:
 class RunTracker(RunLog):
     """An MLflow run. Only the main process of a distributed run keeps one; the others write to a plain ``RunLog``."""
 
-    def __init__(self, uri: str | None = None, experiment: str = "ebft"):
+    def __init__(self, uri: str | None = None, experiment: str = "ebft", system_metrics: bool = False):
+        """``system_metrics``: MLflow samples CPU, memory (and GPU) use into the run while it is open (every 10 s;
+        MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL changes it)."""
         self.uri = resolve_tracking_uri(uri)
         self.experiment = experiment
         self.run_id: str | None = None
         self.client = MlflowClient(tracking_uri=self.uri)
+        self.system_metrics = system_metrics
+        self._active = None  # the fluent run that carries the system-metrics monitor
 
     def _experiment_id(self) -> str:
         found = self.client.get_experiment_by_name(self.experiment)
@@ -83,6 +88,9 @@ class RunTracker(RunLog):
         else:
             run = self.client.create_run(self._experiment_id(), run_name=run_name, tags=dict(tags))
             self.run_id = run.info.run_id
+        if self.system_metrics:
+            with tracking_uri_scope(self.uri):
+                self._active = mlflow.start_run(run_id=self.run_id, log_system_metrics=True)
         return self.run_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -90,10 +98,12 @@ class RunTracker(RunLog):
         for lo in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[lo : lo + 100])
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], step: int, model_id: str | None = None) -> None:
+        """``model_id``: the logged model the metrics are about (they then show on it, not only on the run)."""
         now = int(time.time() * 1000)
         # MLflow metric names allow letters, digits and _-. :/ only ("pass@1" -> "pass_at_1")
-        batch = [Metric(k.replace("@", "_at_"), float(v), now, step) for k, v in metrics.items() if v is not None]
+        batch = [Metric(k.replace("@", "_at_"), float(v), now, step, model_id=model_id)
+                 for k, v in metrics.items() if v is not None]  # fmt: skip
         for lo in range(0, len(batch), 500):
             self.client.log_batch(self.run_id, metrics=batch[lo : lo + 500])
 
@@ -119,7 +129,9 @@ class RunTracker(RunLog):
         level = quiet.level
         quiet.setLevel(logging.ERROR)
         try:
-            with tracking_uri_scope(self.uri), mlflow.start_run(run_id=self.run_id):
+            active = mlflow.active_run()
+            this_run = active is not None and active.info.run_id == self.run_id
+            with tracking_uri_scope(self.uri), nullcontext() if this_run else mlflow.start_run(run_id=self.run_id):
                 info = mlflow.transformers.log_model(
                     transformers_model={"model": model, "tokenizer": tokenizer},
                     name=name,
@@ -132,32 +144,69 @@ class RunTracker(RunLog):
         return info.model_uri
 
     def finish(self, status: str = "FINISHED") -> None:
+        if self._active is not None:
+            with tracking_uri_scope(self.uri):
+                mlflow.end_run(status)  # stops the system-metrics monitor
+            self._active = None
         if self.run_id:
             self.client.set_terminated(self.run_id, status=status)
 
 
 def log_evaluation(
-    uri: str | None, experiment: str, metrics: dict[str, dict], artifacts: list[Path], train_runs: dict[str, dict]
+    uri: str | None,
+    experiment: str,
+    metrics: dict[str, dict],
+    artifacts: list[Path],
+    train_runs: dict[str, dict],
+    tables: dict[str, dict[str, dict[str, list]]] | None = None,
 ) -> None:
-    """Each trained model's evaluation metrics into its training run (``train_runs``: the train stage's summary, which
-    holds the run ids); everything into an evaluation run of its own."""
+    """Each trained model's evaluation metrics into its training run, linked to its logged model (``train_runs``: the
+    train stage's summary, which holds the run ids and model URIs); everything into an evaluation run of its own.
+    ``tables``: per model, its per-example results ({artifact name: columns}), logged as MLflow tables beside them."""
     numeric = lambda values: {k: v for k, v in values.items() if isinstance(v, int | float)}  # noqa: E731
+    tables = tables or {}
     for name, values in metrics.items():
         run_id = train_runs.get(name, {}).get("mlflow_run_id")
         if not run_id:
             continue
+        model_uri = train_runs[name].get("model_uri") or ""
         tracker = RunTracker(uri, experiment)
         tracker.start(name, {}, resume_run_id=run_id)
-        tracker.log_metrics({f"eval/{k}": v for k, v in numeric(values).items()}, step=0)
+        model_id = model_uri.removeprefix("models:/") or None
+        tracker.log_metrics({f"eval/{k}": v for k, v in numeric(values).items()}, step=0, model_id=model_id)
         for path in artifacts:
             tracker.log_artifact(path, "evaluation")
+        for table, columns in tables.get(name, {}).items():
+            tracker.log_table(columns, f"evaluation/{table}")
         tracker.finish()
     tracker = RunTracker(uri, experiment)
     tracker.start("evaluate", {**git_facts(), "stage": "evaluate", "models": ",".join(metrics)})
     tracker.log_metrics({f"{m}/{k}": v for m, values in metrics.items() for k, v in numeric(values).items()}, step=0)
     for path in artifacts:
         tracker.log_artifact(path)
+    for name, model_tables in tables.items():
+        for table, columns in model_tables.items():
+            tracker.log_table(columns, f"{name}/{table}")
     tracker.finish()
+
+
+def log_data_inputs(uri: str | None, run_ids: list[str], splits: dict[str, tuple[Path, str]],
+                    dvc_md5: str | None) -> None:  # fmt: skip
+    """The data splits runs used, as MLflow dataset inputs (the run page's "Datasets used"): each split's file, its
+    content hash as the digest, and DVC's md5 of data/ (from dvc.lock) as a tag to find that version again."""
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.sources import LocalArtifactDatasetSource
+
+    tags = {"dvc.data_md5": dvc_md5 or "none (run outside DVC)"}
+    with tracking_uri_scope(resolve_tracking_uri(uri)):
+        for run_id in run_ids:
+            active = mlflow.active_run()
+            this_run = active is not None and active.info.run_id == run_id
+            with nullcontext() if this_run else mlflow.start_run(run_id=run_id):
+                for split, (path, digest) in splits.items():
+                    dataset = MetaDataset(LocalArtifactDatasetSource(str(Path(path).resolve())), name=f"data/{split}",
+                                          digest=digest[:36])  # fmt: skip
+                    mlflow.log_input(dataset, context=split, tags={**tags, "content_sha256": digest})
 
 
 class tracking_uri_scope:

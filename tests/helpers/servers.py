@@ -87,3 +87,15 @@ def prefect_server(root: Path, env: dict[str, str]) -> Iterator[str]:
         yield url
     finally:
         stop(proc)
+
+
+def run_table(uri: str, run_id: str, artifact_file: str):
+    """An MLflow table logged to a run, as a DataFrame. MlflowClient.load_table searches runs through the fluent
+    API, which reads the global tracking URI, so the client's URI is set around it."""
+    from mlflow import MlflowClient
+
+    from components.release.tracking import tracking_uri_scope
+
+    client = MlflowClient(tracking_uri=uri)
+    with tracking_uri_scope(uri):
+        return client.load_table(client.get_run(run_id).info.experiment_id, artifact_file, run_ids=[run_id])

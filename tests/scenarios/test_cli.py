@@ -47,7 +47,7 @@ def test_a_one_off_train_over_your_pairs_trains_evaluates_and_records_its_params
     (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     done = run([EBFT, "train", "--data", "pairs.jsonl", "--model", "tiny:llama", "--preset", "tiny",
                 "--set", "data.prompt_field=de", "--set", "data.completion_field=en", "--set", "data.seq_len=64",
-                "--set", "train.methods=[ebft,rlvr]", "--set", "train.rlvr.max_new_tokens=8",
+                "--set", "train.methods=[ebft,rlvr]", "--set", "train.rlvr.max_new_tokens=8", "--set", "train.steps=1",
                 "--set", "eval.code.tasks=[]", "--out", "my-run", "--evaluate"], tmp_path, env())  # fmt: skip
     folder = tmp_path / "my-run"
     assert f"models in {folder / 'models/trained/ebft'}, {folder / 'models/trained/rlvr'}" in done.stdout

@@ -1,17 +1,21 @@
 """The product end to end, with the real parts, on one project built once (tiny preset, a temporary git repository)
-whose data is the user's own: a jsonl file that lives outside the project, brought into inputs/data with
-`dvc import-url`. The pipeline flow (Prefect) runs the stages through DVC, records to a real `mlflow server` over
-HTTP, registers and gates the model; editing code a stage imports makes DVC rerun it; plain `dvc repro` agrees, and
+whose data is the user's own: Q&A pairs in a jsonl file that lives outside the project, brought into inputs/data with
+`dvc import-url`. The pipeline flow (Prefect, what `make run` runs) runs the stages through DVC, trains EBFT, SFT and
+RLVR side by side, evaluates all of them and the base model (held-out chunks, HumanEval, translation of the held-out
+pairs), records to a real `mlflow server` over HTTP (per-example tables included), registers and gates the model;
+editing code a stage imports makes DVC rerun it; plain `dvc repro` agrees, and
 reruns exactly what a change touches (eval params: evaluate; tracking/registry params: nothing; data params: prepare,
 not base_model); a bad override is refused before anything runs; a second pipeline is refused while one holds the
 project; and a real `prefect server` schedules the cron deployment from infra/prefect.yaml, whose runs a process
 worker executes: new data upstream -> prepare ... evaluate -> a new version gated against the re-evaluated champion;
 nothing new -> every stage skipped, no version, champion untouched; an override in the run's parameters -> trained
-with it. Tests run in file order and build on each other."""
+with it (and registry.method picks RLVR); a malformed row upstream -> the run fails in prepare, and the row's
+file:line is in the Prefect run's log and failure message. Tests run in file order and build on each other."""
 
+import itertools
 import json
+import random
 import subprocess
-import sysconfig
 import time
 import urllib.request
 from datetime import datetime
@@ -20,21 +24,26 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.params.loading import deep_merge
 from components.params.presets import apply_preset
 from components.release.registry import CHALLENGER, CHAMPION, ModelRegistry
 from components.release.run_lock import project_lock
 from tests.helpers.project import BIN, ROOT, new_dvc_project, run
-from tests.helpers.servers import mlflow_server, prefect_server
+from tests.helpers.servers import mlflow_server, prefect_server, run_table
 
 pytestmark = pytest.mark.slow
 NAME = "tiny-ebft"
-DATA = "inputs/data/code.jsonl"
+DATA = "inputs/data/pairs.jsonl"
+WORDS = {"eins": "one", "zwei": "two", "drei": "three", "vier": "four", "haus": "house", "baum": "tree",
+         "hund": "dog", "katze": "cat", "rot": "red", "blau": "blue"}  # fmt: skip
+PHRASES = list(itertools.permutations(sorted(WORDS), 3))
+random.Random(0).shuffle(PHRASES)
 
 
-def stdlib_documents(start: int, count: int) -> list[str]:
-    """Real code as the user's documents: the head of successive stdlib modules."""
-    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[start : start + count]
-    return [json.dumps({"text": f.read_text(encoding="utf-8")[:1200]}) + "\n" for f in files]
+def pairs(start: int, count: int) -> list[str]:
+    """The user's Q&A documents: German phrases and their English translations, each one distinct."""
+    return [json.dumps({"de": " ".join(p), "en": " ".join(WORDS[w] for w in p)}) + "\n"
+            for p in PHRASES[start : start + count]]  # fmt: skip
 
 
 def api_post(api: str, path: str, body: dict) -> list[dict]:
@@ -54,18 +63,23 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory) -> Path:
     """Where the user's data lives and new data arrives (another disk, a share; s3:// works the same way)."""
-    feed = tmp_path_factory.mktemp("upstream") / "code.jsonl"
-    feed.write_text("".join(stdlib_documents(0, 40)))
+    feed = tmp_path_factory.mktemp("upstream") / "pairs.jsonl"
+    feed.write_text("".join(pairs(0, 150)))
     return feed
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, server, upstream):
     root = tmp_path_factory.mktemp("pipeline-project")
-    params = apply_preset(yaml.safe_load((ROOT / "params.yaml").read_text()), "tiny")
-    params["data"] |= {"source": "jsonl", "paths": [DATA]}
-    params["tracking"]["uri"] = server
-    params["registry"] = {**params.get("registry", {}), "name": NAME}
+    params = deep_merge(apply_preset(yaml.safe_load((ROOT / "params.yaml").read_text()), "tiny"), {
+        "data": {"source": "jsonl", "paths": [DATA], "prompt_field": "de", "completion_field": "en",
+                 "prompt_template": "de: {prompt} en:", "completion_template": " {completion}", "seq_len": 64,
+                 "val_fraction": 0.15, "test_fraction": 0.15, "max_chunks": {"train": 8, "val": 4, "test": 4}},
+        "train": {"methods": ["ebft", "sft", "rlvr"], "rlvr": {"max_new_tokens": 8}},
+        "eval": {"translation": {"enabled": True, "max_pairs": 8, "decoding": {"max_new_tokens": 8}}},
+        "tracking": {"uri": server},
+        "registry": {"name": NAME},
+    })  # fmt: skip
     return root, new_dvc_project(root, params, ["import-url", "-q", str(upstream), DATA])
 
 
@@ -105,7 +119,14 @@ def test_the_first_run_builds_everything_and_the_first_model_becomes_champion(pr
     assert tags["lineage.data_md5"] == next(o["md5"] for o in lock["stages"]["prepare"]["outs"] if o["path"] == "data")
     deps = lock["stages"]["prepare"]["deps"]
     assert tags["lineage.inputs_data_md5"] == next(d["md5"] for d in deps if d["path"] == "inputs/data")
-    assert json.loads((project[0] / "metrics/data_card.json").read_text())["records"]["read"] == 40
+    assert json.loads((project[0] / "metrics/data_card.json").read_text())["records"]["read"] == 150
+    assert set(json.loads((project[0] / "metrics/train.json").read_text())) == {"ebft", "sft", "rlvr"}
+    assert set(json.loads((project[0] / "metrics/eval.json").read_text())["models"]) == {"base", "ebft", "sft", "rlvr"}
+    run_id = tags["lineage.mlflow_run_id"]  # the champion's run: every translation and code sample it was scored on
+    translations = run_table(server, run_id, "evaluation/translation_examples.json")
+    code = run_table(server, run_id, "evaluation/code_examples.json")
+    assert len(translations) == 8 and {"source", "reference", "hypothesis", "chrf"} <= set(translations.columns)
+    assert len(code) == 3 and {"completion", "status", "error_kind"} <= set(code.columns)
 
 
 def dvc(project, *args: str) -> str:
@@ -135,7 +156,8 @@ def test_dvc_alone_agrees_and_an_eval_or_tracking_change_reruns_only_what_it_sho
     root = project[0]
     for path in ("models/base/config.json", "models/tokenizer/tokenizer.json", "data/train.safetensors",
                  "data/val.jsonl", "features/index.json", "models/trained/ebft/model.safetensors",
-                 "models/trained/sft/model.safetensors", "metrics/train_curves/ebft.csv", "eval/ebft/code.jsonl",
+                 "models/trained/sft/model.safetensors", "models/trained/rlvr/model.safetensors",
+                 "metrics/train_curves/ebft.csv", "eval/ebft/code.jsonl", "eval/rlvr/translation.jsonl",
                  "metrics/comparison.md", "metrics/plots/alignment_distribution.png"):  # fmt: skip
         assert (root / path).exists(), path
     card = json.loads((root / "metrics/data_card.json").read_text())
@@ -191,29 +213,31 @@ def test_the_cron_deployment_is_scheduled_and_run_by_a_worker(project, server, u
         starts = sorted(datetime.fromisoformat(r["expected_start_time"]) for r in scheduled)
         assert len(starts) >= 3 and all(t.hour == 3 and t.minute == 0 for t in starts), starts
 
-        finished: list[str] = []
+        finished: list[dict] = []
 
-        def scheduled_run(parameters: dict | None = None) -> str:
+        def scheduled_run(parameters: dict | None = None, expect: str = "COMPLETED") -> str:
             """A run of the deployment (as its cron would start it), executed by a process worker; its report."""
             extra = ["--params", json.dumps(parameters)] if parameters else []
             run([prefect, "deployment", "run", "ebft-pipeline/ebft-retrain", *extra], root, penv)
             worker = run([prefect, "worker", "start", "--pool", "ebft-local", "--run-once"], root, penv, timeout=900)
-            runs = api_post(api, "flow_runs/filter", {"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})
-            finished[:] = [r["state_type"] for r in runs if r["state_type"] not in ("SCHEDULED", "PENDING")]
-            assert finished == ["COMPLETED"] * len(finished), worker.stdout[-4000:] + worker.stderr[-4000:]
+            runs = api_post(api, "flow_runs/filter", {"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}},
+                                                      "sort": "START_TIME_ASC"})  # fmt: skip
+            finished[:] = [r for r in runs if r["state_type"] not in ("SCHEDULED", "PENDING")]
+            states = [r["state_type"] for r in finished]
+            assert states[-1] == expect and set(states[:-1]) <= {"COMPLETED"}, worker.stdout[-4000:] + worker.stderr
             return report(project)
 
         registry = ModelRegistry(server, NAME)
         versions = len(registry.versions())
         # New data arrives where the user's data lives; the scheduled run brings it in and retrains.
         with open(upstream, "a") as feed:
-            feed.writelines(stdlib_documents(40, 20))
+            feed.writelines(pairs(150, 50))
         text = scheduled_run()
-        assert "inputs: updated from their source: inputs/data/code.jsonl.dvc" in text
+        assert "inputs: updated from their source: inputs/data/pairs.jsonl.dvc" in text
         assert "| base_model | skipped (unchanged) |" in text
         for stage in ("prepare", "features", "train", "evaluate"):
             assert f"| {stage} | ran |" in text, text
-        assert json.loads((root / "metrics/data_card.json").read_text())["records"]["read"] == 60
+        assert json.loads((root / "metrics/data_card.json").read_text())["records"]["read"] == 200
         new = registry.client.get_model_version(NAME, str(versions + 1))
         assert new.tags["gate.compared_with"] == "1" and new.tags["gate.decision"] in ("promote", "keep")
         assert "champion v1 re-evaluated on this run's held-out data" in new.tags["gate.reason"]
@@ -228,7 +252,7 @@ def test_the_cron_deployment_is_scheduled_and_run_by_a_worker(project, server, u
         assert len(registry.versions()) == versions + 1 and registry.alias(CHAMPION).version == champion
 
         # An override in the run's parameters reaches the stages (MLflow records what training used) and is gated.
-        text = scheduled_run({"overrides": {"train.steps": 3}})
+        text = scheduled_run({"overrides": {"train.steps": 3, "registry.method": "rlvr"}})
         assert "params.yaml override train.steps: 2 -> 3" in text
         assert "| train | ran |" in text and "| evaluate | ran |" in text
         assert "| prepare | skipped (unchanged) |" in text
@@ -236,9 +260,23 @@ def test_the_cron_deployment_is_scheduled_and_run_by_a_worker(project, server, u
         assert third.tags["gate.compared_with"] == champion and "gate.primary.delta" in third.tags
         run_id = third.tags["lineage.mlflow_run_id"]
         assert registry.client.get_run(run_id).data.params["train.steps"] == "3"
+        assert registry.client.get_run(run_id).data.tags["method"] == "rlvr"  # registry.method picked the baseline
         assert [m.step for m in registry.client.get_metric_history(run_id, "loss")] == [1, 2, 3]
         assert yaml.safe_load((root / "params.yaml").read_text())["train"]["steps"] == 3
         assert len(finished) == 3
+
+        # A malformed row arrives upstream: the run fails in prepare, and says where and why in Prefect itself
+        # (the UI shows the run's log, not the worker's stdout); nothing is registered, the champion stays.
+        champion = registry.alias(CHAMPION).version
+        with open(upstream, "a") as feed:
+            feed.write('{"de": "fünf", "en": "five"\n')  # line 201: the closing brace is missing
+        scheduled_run(expect="FAILED")
+        why = "pairs.jsonl:201: not valid JSON"
+        failed = finished[-1]
+        assert why in failed["state"]["message"] and "stage 'prepare' failed" in failed["state"]["message"], failed
+        logs = api_post(api, "logs/filter", {"logs": {"flow_run_id": {"any_": [failed["id"]]}}, "limit": 200})
+        assert any(why in entry["message"] for entry in logs), [entry["message"][-300:] for entry in logs]
+        assert len(registry.versions()) == versions + 2 and registry.alias(CHAMPION).version == champion
 
 
 def test_a_data_param_change_reruns_prepare_and_not_the_base_model(project):
