@@ -24,7 +24,7 @@ from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
@@ -34,7 +34,15 @@ from components.params.schema import Params
 from components.project import dvc
 from components.project.code_deps import dvc_yaml_problems
 from components.project.inputs import check_inside_inputs, refresh
-from components.release.pipeline_report import StageOutcome, console_summary, mlflow_links, render, write_report
+from components.release.pipeline_report import (
+    StageOutcome,
+    comparison_rows,
+    console_summary,
+    link_targets,
+    mlflow_links,
+    render,
+    write_report,
+)
 from components.release.promotion.register import NotComparable, PromotionResult, register_and_gate
 from components.release.registry import ModelRegistry, unreachable
 from components.release.run_lock import project_lock
@@ -139,6 +147,11 @@ def pipeline(project_dir: str = ".", overrides: dict[str, Any] | None = None, lo
     write_report(project / "reports/latest.md", report)
     if run_id:
         create_markdown_artifact(report, key="ebft-pipeline-report", description="EBFT pipeline run")
+        if eval_metrics:
+            create_table_artifact(comparison_rows(eval_metrics), key="ebft-comparison",
+                                  description="evaluation: base vs trained models (metrics/eval.json)")  # fmt: skip
+        for key, (text, url) in link_targets(links).items():
+            create_link_artifact(url, link_text=text, key=key, description=f"MLflow: {text}")
     summary = {
         "overrides": changes,
         "inputs": inputs,

@@ -32,6 +32,24 @@ def mlflow_links(uri: str, name: str, version: str | None, run_id: str | None, e
     return links
 
 
+def link_targets(links: list[str]) -> dict[str, tuple[str, str]]:
+    """The browser links among ``mlflow_links`` as {artifact key: (text, url)}."""
+    targets = {}
+    for link in links:
+        text, _, url = link.partition(": ")
+        if url.startswith(("http://", "https://")):
+            targets[f"ebft-{text.replace(' ', '-')}"] = (text, url)
+    return targets
+
+
+def comparison_rows(metrics: dict[str, dict]) -> list[dict]:
+    """metrics/eval.json's models side by side: one row per numeric metric, one column per model."""
+    names = [
+        k for k in next(iter(metrics.values()), {}) if all(isinstance(m.get(k), int | float) for m in metrics.values())
+    ]
+    return [{"metric": k, **{model: round(float(values[k]), 6) for model, values in metrics.items()}} for k in names]
+
+
 def gate_table(result: PromotionResult) -> str:
     tags = result.gate_tags
     rows = []

@@ -33,7 +33,13 @@ class LoraSettings(Settings):
     r: int = Field(16, ge=1)
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+        description="module names to adapt, or 'all-linear' (peft: every linear layer but the output head)",
+    )
+    save_adapter: bool = Field(
+        False, description="also save the adapter alone in models/trained/<method>/adapter (peft's format)"
+    )
 
 
 class TrainerConfig(Settings):

@@ -92,7 +92,8 @@ def train_method(job: TrainingJob, method: Method, run_log: RunLog, out: Path | 
     )  # fmt: skip
     result = trainer.run(method, {**job.tags, "method": method, "stage": "train"}, job.params_to_log)
     record = summary(result, steps_per_epoch=len(job.split) / trainer.chunks_per_step)
-    with trainer.trained_model() as final:
+    keep_adapter = out is not None and job.config.lora.enabled and job.config.lora.save_adapter
+    with trainer.trained_model(out / method / "adapter" if keep_adapter else None) as final:
         if out is not None:
             final.save_pretrained(out / method, safe_serialization=True)
             job.tokenizer.save_pretrained(out / method)

@@ -1,6 +1,9 @@
-"""Optional LoRA adapters through peft: only the adapters train; they are merged back before the model is saved."""
+"""Optional LoRA adapters through peft: only the adapters train; they are merged back before the model is saved (and,
+with ``save_adapter``, also saved alone, to load over the base model with ``peft.PeftModel.from_pretrained``)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 
@@ -11,7 +14,8 @@ def add_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Module:
     from peft import LoraConfig, get_peft_model
 
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    missing = [m for m in settings.target_modules if m not in present]
+    targets = settings.target_modules
+    missing = [] if targets == "all-linear" else [m for m in targets if m not in present]
     if missing:
         raise ValueError(
             f"train.lora.target_modules {missing} are not modules of {type(model).__name__}; "
@@ -21,12 +25,17 @@ def add_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Module:
         r=settings.r,
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
-        target_modules=list(settings.target_modules),
+        target_modules=targets if targets == "all-linear" else list(targets),
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)
 
 
-def merged(model: torch.nn.Module) -> torch.nn.Module:
-    """A plain model: LoRA adapters merged into the weights (a model without adapters as is)."""
-    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+def merged(model: torch.nn.Module, adapter_dir: Path | None = None) -> torch.nn.Module:
+    """A plain model: LoRA adapters merged into the weights (a model without adapters as is). ``adapter_dir``: save
+    the adapter alone there first (merging consumes it)."""
+    if not hasattr(model, "merge_and_unload"):
+        return model
+    if adapter_dir is not None:
+        model.save_pretrained(adapter_dir)
+    return model.merge_and_unload()

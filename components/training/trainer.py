@@ -98,9 +98,9 @@ class Trainer:
         return self.accelerator.device
 
     @contextmanager
-    def trained_model(self) -> Iterator[torch.nn.Module]:
+    def trained_model(self, adapter_dir: Path | None = None) -> Iterator[torch.nn.Module]:
         """The trained language model with full weights and LoRA merged (under FSDP: gathered on the main process;
-        every process must enter this)."""
+        every process must enter this). ``adapter_dir`` (main process): the LoRA adapter alone is saved there too."""
         gather = nullcontext()
         if self.accelerator.distributed_type == DistributedType.FSDP:
             from torch.distributed.fsdp import FullyShardedDataParallel
@@ -109,7 +109,7 @@ class Trainer:
                 self.policy, writeback=False, rank0_only=True, offload_to_cpu=True
             )
         with gather:
-            yield merged(self.accelerator.unwrap_model(self.policy).lm).eval()
+            yield merged(self.accelerator.unwrap_model(self.policy).lm, adapter_dir).eval()
 
     def _restore(self) -> TrainingState:
         state = TrainingState(step=0, fingerprint=self.fingerprint)

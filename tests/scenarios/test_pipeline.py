@@ -245,6 +245,13 @@ def test_the_cron_deployment_is_scheduled_and_run_by_a_worker(project, server, u
         champion = registry.alias(CHAMPION).version
         artifacts = api_post(api, "artifacts/filter", {"artifacts": {"key": {"any_": ["ebft-pipeline-report"]}}})
         assert artifacts and "## Registry and promotion gate" in artifacts[0]["data"]
+        keys = ["ebft-comparison", "ebft-training-run", "ebft-registered-model"]
+        shown = {a["key"]: a for a in api_post(api, "artifacts/filter", {"artifacts": {"key": {"any_": keys}}})}
+        assert set(shown) == set(keys) and shown["ebft-comparison"]["type"] == "table"
+        assert "val_ce" in json.dumps(shown["ebft-comparison"]["data"]) and "rlvr" in json.dumps(
+            shown["ebft-comparison"]["data"]
+        )
+        assert f"{server}/#/models/{NAME}/versions/{versions + 1}" in json.dumps(shown["ebft-registered-model"]["data"])
 
         # Nothing new: every stage skipped, no version, the champion untouched.
         text = scheduled_run()

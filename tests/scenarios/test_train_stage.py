@@ -185,6 +185,27 @@ def test_lora_and_gradient_checkpointing(workdir):
     assert changed and all(torch.equal(saved[k], base[k]) for k in saved if "mlp" in k)
 
 
+def test_lora_on_all_linear_layers_keeps_an_adapter_that_loads_over_the_base_model(workdir):
+    from peft import PeftModel
+
+    from components.data.model_loading import load_model
+
+    lora = {"enabled": True, "r": 4, "alpha": 8, "target_modules": "all-linear", "save_adapter": True}
+    write_params(workdir / "params.yaml", {"train": {"methods": ["sft"], "steps": 2, "optimizer": {"lr": 1e-2},
+                                                    "lora": lora}, "tracking": {"log_model": False}})  # fmt: skip
+    train.run()
+    out = workdir / "models/trained/sft"
+    config = json.loads((out / "adapter/adapter_config.json").read_text())
+    assert {"q_proj", "o_proj", "gate_proj", "down_proj"} <= set(config["target_modules"])
+    saved, base = weights(out), weights(workdir / "models/base")
+    assert any(not torch.equal(saved[k], base[k]) for k in saved if "mlp" in k)  # all-linear reached the MLP
+    ids = torch.randint(3, 200, (1, 12))
+    over_base = PeftModel.from_pretrained(load_model(workdir / "models/base", "float32", "cpu"), out / "adapter")
+    with torch.no_grad():
+        expected = load_model(out, "float32", "cpu")(ids).logits
+        assert torch.allclose(over_base(ids).logits, expected, atol=1e-4)
+
+
 def test_checkpoints_of_other_settings_and_partial_writes_are_not_resumed(workdir, capsys):
     from components.engine.policy import StridedPolicy
     from components.params.loading import load_params
