@@ -129,9 +129,7 @@ class RunTracker(RunLog):
         level = quiet.level
         quiet.setLevel(logging.ERROR)
         try:
-            active = mlflow.active_run()
-            this_run = active is not None and active.info.run_id == self.run_id
-            with tracking_uri_scope(self.uri), nullcontext() if this_run else mlflow.start_run(run_id=self.run_id):
+            with tracking_uri_scope(self.uri), in_run(self.run_id):
                 info = mlflow.transformers.log_model(
                     transformers_model={"model": model, "tokenizer": tokenizer},
                     name=name,
@@ -200,13 +198,18 @@ def log_data_inputs(uri: str | None, run_ids: list[str], splits: dict[str, tuple
     tags = {"dvc.data_md5": dvc_md5 or "none (run outside DVC)"}
     with tracking_uri_scope(resolve_tracking_uri(uri)):
         for run_id in run_ids:
-            active = mlflow.active_run()
-            this_run = active is not None and active.info.run_id == run_id
-            with nullcontext() if this_run else mlflow.start_run(run_id=run_id):
+            with in_run(run_id):
                 for split, (path, digest) in splits.items():
                     dataset = MetaDataset(LocalArtifactDatasetSource(str(Path(path).resolve())), name=f"data/{split}",
                                           digest=digest[:36])  # fmt: skip
                     mlflow.log_input(dataset, context=split, tags={**tags, "content_sha256": digest})
+
+
+def in_run(run_id: str):
+    """The fluent API's active run set to ``run_id``: as it is (training keeps its run open for system metrics), or
+    opened for the block."""
+    active = mlflow.active_run()
+    return nullcontext() if active is not None and active.info.run_id == run_id else mlflow.start_run(run_id=run_id)
 
 
 class tracking_uri_scope:
