@@ -28,6 +28,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from components.evaluation.report import comparison_rows
 from components.params.loading import load_params
 from components.params.overrides import apply_overrides, parse_set_flags, with_overrides
 from components.params.schema import Params
@@ -36,7 +37,6 @@ from components.project.code_deps import dvc_yaml_problems
 from components.project.inputs import check_inside_inputs, refresh
 from components.release.pipeline_report import (
     StageOutcome,
-    comparison_rows,
     console_summary,
     link_targets,
     mlflow_links,

@@ -51,22 +51,28 @@ def better(metric: str) -> str:
     return "lower" if any(metric.endswith(s) for s in LOWER_IS_BETTER) else "higher"
 
 
-def comparison_table(metrics: dict[str, dict[str, float]]) -> str:
-    models = list(metrics)
+def comparison_rows(metrics: dict[str, dict[str, float]]) -> list[dict]:
+    """One row per metric (its label, its key as params name it, e.g. registry.gate.primary, the direction that is
+    better, then one value per model; None where a model lacks it), in the order the comparison table shows them."""
     names = sorted(
         {k for m in metrics.values() for k in m if not k.endswith("_seconds")},
         key=lambda k: (not k.startswith("val"), not k.startswith("fm"), k),
     )
+    return [{"metric": label(name), "key": name, "better": better(name), **{model: values.get(name) for model, values in
+             metrics.items()}} for name in names]  # fmt: skip
+
+
+def comparison_table(metrics: dict[str, dict[str, float]]) -> str:
+    models = list(metrics)
     lines = [
         "| metric | better | " + " | ".join(models) + " |",
         "|---|---|" + "---|" * len(models),
     ]
-    for name in names:
-        cells = []
-        for model in models:
-            value = metrics[model].get(name)
-            cells.append("" if value is None else (f"{value:.4f}" if isinstance(value, float) else str(value)))
-        lines.append(f"| {label(name)} | {better(name)} | " + " | ".join(cells) + " |")
+    for row in comparison_rows(metrics):
+        cells = [
+            "" if row[m] is None else (f"{row[m]:.4f}" if isinstance(row[m], float) else str(row[m])) for m in models
+        ]
+        lines.append(f"| {row['metric']} | {row['better']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -42,14 +42,6 @@ def link_targets(links: list[str]) -> dict[str, tuple[str, str]]:
     return targets
 
 
-def comparison_rows(metrics: dict[str, dict]) -> list[dict]:
-    """metrics/eval.json's models side by side: one row per numeric metric, one column per model."""
-    names = [
-        k for k in next(iter(metrics.values()), {}) if all(isinstance(m.get(k), int | float) for m in metrics.values())
-    ]
-    return [{"metric": k, **{model: round(float(values[k]), 6) for model, values in metrics.items()}} for k in names]
-
-
 def gate_table(result: PromotionResult) -> str:
     tags = result.gate_tags
     rows = []
