@@ -14,13 +14,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from components.params.loading import ParamsError
 from components.params.overrides import parse_set_flags
+from flows.stage_cli import errors_as_messages
 
 
 def _train(argv: list[str]) -> None:
@@ -78,12 +78,8 @@ def main(argv: list[str] | None = None) -> None:
         commands.add_parser(name, help=summary, add_help=False)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         parser.parse_args(argv[:1])  # usage, or "invalid choice: ... (choose from ...)", exit 2
-    try:
+    with errors_as_messages((ParamsError, FileNotFoundError, ValueError)):
         COMMANDS[argv[0]][1](argv[1:])
-    except (ParamsError, FileNotFoundError, ValueError) as err:
-        if os.environ.get("EBFT_DEBUG") == "1":
-            raise
-        sys.exit(f"error: {err}")
 
 
 if __name__ == "__main__":

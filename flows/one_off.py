@@ -10,8 +10,7 @@ data under the project's inputs/ and use ``make run`` (README, "Your own data an
 
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
+from contextlib import chdir
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,16 +46,6 @@ def run_params(
     return raw
 
 
-@contextmanager
-def working_in(folder: Path):
-    here = Path.cwd()
-    os.chdir(folder)
-    try:
-        yield
-    finally:
-        os.chdir(here)
-
-
 def one_off(
     data: Path,
     model: str | None = None,
@@ -88,7 +77,7 @@ def one_off(
     print(f"ebft train: run folder {out}")
     from flows import base_model, evaluate, features, prepare, train  # torch and transformers: after the checks
 
-    with working_in(out):
+    with chdir(out):
         base_model.run()
         prepare.run()
         if "ebft" in raw["train"]["methods"] or run_evaluation:

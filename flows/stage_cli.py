@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from contextlib import contextmanager
 
 from components.params.loading import ParamsError
 
@@ -18,11 +19,17 @@ def stage_main(run: Callable[..., dict], description: str, argv: list[str] | Non
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("accelerate", "httpx", "alembic"):  # per-checkpoint file lists and request logs
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    try:
+    with errors_as_messages():
         run(params_path=args.params)
-    except (ParamsError, FileNotFoundError, ValueError, RuntimeError) as err:
-        # A clear one-paragraph reason instead of a traceback for the errors users can act on;
-        # EBFT_DEBUG=1 keeps the traceback for developers.
+
+
+@contextmanager
+def errors_as_messages(kinds: tuple[type[Exception], ...] = (ParamsError, FileNotFoundError, ValueError, RuntimeError)):
+    """A clear one-paragraph reason (``error: ...``, exit 1) instead of a traceback for the errors users can act on;
+    EBFT_DEBUG=1 keeps the traceback for developers."""
+    try:
+        yield
+    except kinds as err:
         if os.environ.get("EBFT_DEBUG") == "1":
             raise
         sys.exit(f"error: {err}")
