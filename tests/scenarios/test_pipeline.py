@@ -30,12 +30,11 @@ from components.release.registry import CHALLENGER, CHAMPION, ModelRegistry
 from components.release.run_lock import project_lock
 from tests.helpers.project import BIN, ROOT, new_dvc_project, run
 from tests.helpers.servers import mlflow_server, prefect_server, run_table
+from tests.scenarios.test_rlvr_stage import WORDS
 
 pytestmark = pytest.mark.slow
 NAME = "tiny-ebft"
 DATA = "inputs/data/pairs.jsonl"
-WORDS = {"eins": "one", "zwei": "two", "drei": "three", "vier": "four", "haus": "house", "baum": "tree",
-         "hund": "dog", "katze": "cat", "rot": "red", "blau": "blue"}  # fmt: skip
 PHRASES = list(itertools.permutations(sorted(WORDS), 3))
 random.Random(0).shuffle(PHRASES)
 
