@@ -47,6 +47,7 @@ from components.release.promotion.register import NotComparable, PromotionResult
 from components.release.registry import ModelRegistry, unreachable
 from components.release.run_lock import project_lock
 from components.release.tracking import experiment_id, resolve_tracking_uri
+from flows.stage_progress import StageProgress
 
 STAGES = ("base_model", "prepare", "features", "train", "evaluate")
 BACKOFF = [5, 20, 60]
@@ -80,7 +81,7 @@ def refresh_inputs() -> str:
 def repro_stage(stage: str) -> StageOutcome:
     start = time.perf_counter()
     try:
-        ran = dvc.repro_stage(stage)
+        ran = dvc.repro_stage(stage, on_output=StageProgress(stage).feed)
     except dvc.StageFailed as failed:  # the stage's own error, in the run's log (the UI shows no stdout)
         get_run_logger().error("%s", failed)
         raise

@@ -5,9 +5,11 @@ Every command runs this environment's ``dvc`` (and so its ``python`` for the sta
 
 from __future__ import annotations
 
+import codecs
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -18,14 +20,19 @@ def tool_env() -> dict[str, str]:
     return os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
-def stream(cmd: list[str]) -> tuple[int, str]:
-    """Run ``cmd``, echoing its output live (progress bars included); returns (exit code, output)."""
+def stream(cmd: list[str], on_output: Callable[[str], None] | None = None) -> tuple[int, str]:
+    """Run ``cmd``, echoing its output live (progress bars included) and handing each piece to ``on_output``; returns
+    (exit code, output)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=tool_env())
     seen = []
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a character may straddle two reads
     for raw in iter(lambda: proc.stdout.read1(4096), b""):
-        sys.stdout.write(raw.decode(errors="replace"))
+        text = decoder.decode(raw)
+        sys.stdout.write(text)
         sys.stdout.flush()
         seen.append(raw)
+        if on_output is not None:
+            on_output(text)
     return proc.wait(), b"".join(seen).decode(errors="replace")
 
 
@@ -41,9 +48,9 @@ def output_tail(output: str, lines: int = 25, chars: int = 3000) -> str:
     return tail[-chars:]
 
 
-def repro_stage(stage: str) -> bool:
+def repro_stage(stage: str, on_output: Callable[[str], None] | None = None) -> bool:
     """``dvc repro --single-item stage``; True if it ran, False if DVC found it unchanged."""
-    code, out = stream([str(BIN / "dvc"), "repro", "--single-item", stage])
+    code, out = stream([str(BIN / "dvc"), "repro", "--single-item", stage], on_output)
     if code:
         raise StageFailed(f"stage {stage!r} failed (dvc repro exit {code}); the end of its output:\n{output_tail(out)}")
     return f"Running stage '{stage}'" in out

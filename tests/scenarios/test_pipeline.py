@@ -251,6 +251,13 @@ def test_the_cron_deployment_is_scheduled_and_run_by_a_worker(project, server, u
             shown["ebft-comparison"]["data"]
         )
         assert f"{server}/#/models/{NAME}/versions/{versions + 1}" in json.dumps(shown["ebft-registered-model"]["data"])
+        # The train stage's bar, as a progress artifact and in the run's log (the UI shows no stdout).
+        bars = api_post(api, "artifacts/filter", {"artifacts": {"key": {"any_": ["progress-train-train-ebft"]}},
+                                                  "sort": "CREATED_DESC"})  # fmt: skip
+        assert bars and bars[0]["type"] == "progress" and bars[0]["data"] == 100
+        assert "stage train: train ebft: 100% (2/2)" in bars[0]["description"]
+        logs = api_post(api, "logs/filter", {"logs": {"flow_run_id": {"any_": [finished[-1]["id"]]}}, "limit": 200})
+        assert any("stage train: train ebft: 100% (2/2)" in entry["message"] for entry in logs)
 
         # Nothing new: every stage skipped, no version, the champion untouched.
         text = scheduled_run()
