@@ -38,6 +38,7 @@ def run(
         split_salt=data.split_salt,
         prompt_template=data.prompt_template,
         completion_template=data.completion_template,
+        chat=data.chat_template,
     )
     with atomic_directory(data_dir) as tmp:
         prepared.save(tmp)

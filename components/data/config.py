@@ -24,6 +24,16 @@ class DataConfig(Settings):
         None, description="jsonl/hf Q&A: field holding HumanEval-style tests (code defining check(candidate))"
     )
     entry_point_field: str | None = Field(None, description="jsonl/hf Q&A: field naming the function the tests call")
+    messages_field: str | None = Field(
+        None,
+        description="jsonl/hf: field holding a conversation ([{role, content}, ...]; the assistant turns are the "
+        "answers), rendered with the tokenizer's chat template",
+    )
+    chat_template: bool = Field(
+        False,
+        description="write Q&A as a user turn and an assistant answer with the tokenizer's chat template (for an "
+        "Instruct model; the templates below still shape the texts inside the turns)",
+    )
     hf_dataset: str | None = Field(None, description="hf: a hub dataset id or a local dataset folder")
     hf_split: str = "train"
     prompt_template: str = Field("{prompt}", description="how a prompt is written before its answer")
@@ -54,6 +64,10 @@ class DataConfig(Settings):
             raise ValueError("data.prompt_field and data.completion_field must be given together")
         if (self.tests_field is None) != (self.entry_point_field is None):
             raise ValueError("data.tests_field and data.entry_point_field must be given together")
+        if self.messages_field is not None and (self.prompt_field or self.source not in ("jsonl", "hf")):
+            raise ValueError(
+                "data.messages_field is for jsonl/hf conversations; it cannot be combined with data.prompt_field"
+            )
         if self.tests_field is not None and self.prompt_field is None:
             raise ValueError("data.tests_field needs Q&A data: set data.prompt_field and data.completion_field")
         if "{prompt}" not in self.prompt_template:
@@ -67,7 +81,11 @@ class DataConfig(Settings):
 
     @property
     def is_qa(self) -> bool:
-        return self.source in QA_SOURCES or self.prompt_field is not None
+        return self.source in QA_SOURCES or self.prompt_field is not None or self.messages_field is not None
+
+    @property
+    def uses_chat_template(self) -> bool:
+        return self.chat_template or self.messages_field is not None
 
     @property
     def has_tests(self) -> bool:

@@ -5,7 +5,8 @@
 - Order: within a split, documents are packed in the order of their content hash (a fixed shuffle). A chunk cap
   keeps chunks spread evenly over the split's whole token stream, so a small run still sees many documents.
 - Tokens: ``text + EOS``, or ``prompt_template(prompt)`` then ``completion_template(completion) + EOS`` with the
-  answer part (EOS included) marked in ``qa_mask``. Chunks are consecutive L-token windows of the split's token
+  answer part (EOS included) marked in ``qa_mask``; conversations (and, with ``chat``, Q&A) through the tokenizer's
+  chat template, the assistant's answers marked. Chunks are consecutive L-token windows of the split's token
   stream; documents may cross chunk boundaries; the final partial chunk is dropped and counted.
 """
 
@@ -22,8 +23,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from components.data.chat import tokenize_chat
 from components.data.chunk_store import ChunkSplit, save_split
-from components.data.records import BadRecord, DataError, Document
+from components.data.records import BadRecord, ChatTurn, DataError, Document
 
 SPLITS = ("train", "val", "test")
 
@@ -40,10 +42,23 @@ def assign_split(split_key: str, val_fraction: float, test_fraction: float, salt
 
 
 def tokenize_document(
-    doc: Document, tokenizer, prompt_template: str = "{prompt}", completion_template: str = "{completion}"
+    doc: Document,
+    tokenizer,
+    prompt_template: str = "{prompt}",
+    completion_template: str = "{completion}",
+    chat: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Token ids (int32) and answer mask (bool) of one document, EOS-terminated."""
-    return tokenize_documents([doc], tokenizer, prompt_template, completion_template)[0]
+    return tokenize_documents([doc], tokenizer, prompt_template, completion_template, chat=chat)[0]
+
+
+def qa_turns(doc: Document, prompt_template: str, completion_template: str) -> tuple[ChatTurn, ...]:
+    """A prompt/completion document as a conversation: the templated prompt from the user, the answer from the
+    assistant."""
+    return (
+        ("user", prompt_template.replace("{prompt}", doc.prompt), False),
+        ("assistant", completion_template.replace("{completion}", doc.completion), True),
+    )
 
 
 def tokenize_documents(
@@ -53,11 +68,14 @@ def tokenize_documents(
     completion_template: str,
     batch_size: int = 256,
     desc: str = "",
+    chat: bool = False,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Token ids and answer masks of documents, through the tokenizer's batched (parallel) path.
 
     ``text + EOS``, or ``prompt_template(prompt)`` then ``completion_template(completion) + EOS`` with the answer
-    part (EOS included) marked True. A source gives either plain or Q&A documents, never both."""
+    part (EOS included) marked True. Conversations, and with ``chat`` also prompt/completion documents, go through
+    the tokenizer's chat template with the assistant's answers marked (components/data/chat.py). A source gives
+    either plain or Q&A documents, never both."""
     out: list[tuple[np.ndarray, np.ndarray]] = []
     eos = tokenizer.eos_token_id
     if docs and eos is None:
@@ -67,7 +85,11 @@ def tokenize_documents(
     bar = tqdm(total=len(docs), desc=desc, unit="doc", disable=not docs or not desc)
     for lo in range(0, len(docs), batch_size):
         batch = docs[lo : lo + batch_size]
-        if batch[0].is_qa:
+        if chat or any(d.chat is not None for d in batch):
+            for d in batch:
+                turns = d.chat if d.chat is not None else qa_turns(d, prompt_template, completion_template)
+                out.append(tokenize_chat(tokenizer, turns, d.origin))
+        elif batch[0].is_qa:
             prompts = tokenizer(
                 [prompt_template.replace("{prompt}", d.prompt) for d in batch], add_special_tokens=False
             )
@@ -110,12 +132,18 @@ class SplitStats:
 
 
 def pack_split(
-    docs: list[Document], tokenizer, seq_len: int, max_chunks: int | None, templates: tuple[str, str], desc: str
+    docs: list[Document],
+    tokenizer,
+    seq_len: int,
+    max_chunks: int | None,
+    templates: tuple[str, str],
+    desc: str,
+    chat: bool = False,
 ) -> tuple[ChunkSplit, SplitStats, np.ndarray]:
     """Pack ``docs`` (in packing order) into L-token chunks; with a cap, keep ``max_chunks`` chunks spread evenly over
     the whole stream (so a small run still sees many documents). Returns the chunks, their statistics and the
     indices of the documents that appear in them."""
-    tokenized = tokenize_documents(docs, tokenizer, *templates, desc=desc) if max_chunks != 0 else []
+    tokenized = tokenize_documents(docs, tokenizer, *templates, desc=desc, chat=chat) if max_chunks != 0 else []
     stats = SplitStats(documents=len(docs), document_tokens=[len(ids) for ids, _ in tokenized])
     ids = np.concatenate([t[0] for t in tokenized]) if tokenized else np.zeros(0, np.int32)
     qa = np.concatenate([t[1] for t in tokenized]) if tokenized else np.zeros(0, bool)
@@ -152,7 +180,12 @@ class PreparedData:
             with open(folder / f"{split}.jsonl", "w", encoding="utf-8") as f:
                 for i, doc in enumerate(self.documents[split]):
                     row = {"doc_id": i, "origin": doc.origin, "in_chunks": i in in_chunks}
-                    text = {"prompt": doc.prompt, "completion": doc.completion} if doc.is_qa else {"text": doc.text}
+                    if doc.chat is not None:
+                        text = {"messages": [{"role": r, "content": c, "trained": t} for r, c, t in doc.chat]}
+                    elif doc.prompt is not None:
+                        text = {"prompt": doc.prompt, "completion": doc.completion}
+                    else:
+                        text = {"text": doc.text}
                     if doc.tests is not None:
                         text |= {"tests": doc.tests, "entry_point": doc.entry_point}
                     f.write(json.dumps(row | text, ensure_ascii=False) + "\n")
@@ -170,6 +203,7 @@ def prepare_chunks(
     split_salt: str = "",
     prompt_template: str = "{prompt}",
     completion_template: str = "{completion}",
+    chat: bool = False,
 ) -> PreparedData:
     """Everything the prepare stage computes, from a source's records."""
     by_split: dict[str, list[Document]] = {s: [] for s in SPLITS}
@@ -196,7 +230,13 @@ def prepare_chunks(
     for split in SPLITS:
         docs = sorted(by_split[split], key=lambda d: hashlib.sha256(d.content_key.encode("utf-8")).digest())
         chunks, stats, used = pack_split(
-            docs, tokenizer, seq_len, max_chunks.get(split), (prompt_template, completion_template), f"packing {split}"
+            docs,
+            tokenizer,
+            seq_len,
+            max_chunks.get(split),
+            (prompt_template, completion_template),
+            f"packing {split}",
+            chat,
         )
         if split == "train" and not len(chunks) and max_chunks.get(split) != 0:
             raise DataError(_no_training_chunk(len(docs), sum(stats.document_tokens), seq_len))

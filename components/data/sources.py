@@ -35,9 +35,10 @@ class JsonlSource(Source):
         completion_field: str | None = None,
         tests_field: str | None = None,
         entry_point_field: str | None = None,
+        messages_field: str | None = None,
     ):
         self.paths = [file for spec in paths for file in expand_jsonl_path(spec)]
-        self.fields = (text_field, prompt_field, completion_field, tests_field, entry_point_field)
+        self.fields = (text_field, prompt_field, completion_field, tests_field, entry_point_field, messages_field)
 
     def records(self) -> Iterator[Document | BadRecord]:
         for path in self.paths:
@@ -97,9 +98,10 @@ class HFDatasetSource(Source):
         completion_field: str | None = None,
         tests_field: str | None = None,
         entry_point_field: str | None = None,
+        messages_field: str | None = None,
     ):
         self.dataset, self.split = dataset, split
-        self.fields = (text_field, prompt_field, completion_field, tests_field, entry_point_field)
+        self.fields = (text_field, prompt_field, completion_field, tests_field, entry_point_field, messages_field)
 
     def _load(self):
         import datasets
@@ -124,7 +126,14 @@ class HFDatasetSource(Source):
 
 def make_source(data: DataConfig) -> Source:
     """The source that ``data.source`` names."""
-    fields = (data.text_field, data.prompt_field, data.completion_field, data.tests_field, data.entry_point_field)
+    fields = (
+        data.text_field,
+        data.prompt_field,
+        data.completion_field,
+        data.tests_field,
+        data.entry_point_field,
+        data.messages_field,
+    )
     builders = {
         "stdlib-code": lambda: StdlibCodeSource(),
         "humaneval": lambda: HumanEvalSource(),

@@ -74,3 +74,4 @@ class EvalPlan(DocumentMasking):
     features: FeaturesConfig
     translation: bool = Field(description="score translation (BLEU, chrF) on held-out pairs")
     prompt_template: str = "{prompt}"
+    chat_template: bool = Field(False, description="prompts are asked as a user turn in the tokenizer's chat template")

@@ -112,7 +112,7 @@ def score_model(setting: EvalSetting, name: str, path: Path, out: Path) -> tuple
         values.update(summarise_code(code, ev.code.ks))
     if setting.pairs:
         translations = evaluate_translation(
-            model, setting.tokenizer, setting.pairs, plan.prompt_template, ev.translation.decoding
+            model, setting.tokenizer, setting.pairs, plan.prompt_template, ev.translation.decoding, plan.chat_template
         )
         write_jsonl(out / name / "translation.jsonl", translations)
         values.update(summarise_translation(translations))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sacrebleu
 import torch
 
+from components.data.chat import chat_prompt
 from components.evaluation.decoding import DecodingConfig, generate_completions
 
 
@@ -15,9 +16,13 @@ def evaluate_translation(
     pairs: list[dict],
     prompt_template: str,
     decoding: DecodingConfig,
+    chat_template: bool = False,
 ) -> list[dict]:
-    """``pairs``: held-out documents with ``prompt`` (source) and ``completion`` (reference)."""
+    """``pairs``: held-out documents with ``prompt`` (source) and ``completion`` (reference); ``chat_template``: asked
+    as a user turn, the way the training data was written."""
     prompts = [prompt_template.replace("{prompt}", p["prompt"]) for p in pairs]
+    if chat_template:
+        prompts = [chat_prompt(tokenizer, prompt) for prompt in prompts]
     hypotheses = generate_completions(model, tokenizer, prompts, [("\n",)] * len(prompts), decoding, desc="translate")
     records = []
     for pair, hyp in zip(pairs, hypotheses, strict=True):

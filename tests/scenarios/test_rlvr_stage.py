@@ -122,3 +122,37 @@ def test_rlvr_on_code_is_rewarded_by_the_unit_tests_in_the_sandbox(tiny_project,
     with open(tmp_path / "metrics/train_curves/rlvr.csv") as f:
         rewards = [float(row["reward"]) for row in csv.DictReader(f)]
     assert len(rewards) == 3 and 0.0 < sum(rewards) / 3 < 1.0, rewards  # some answers pass their tests, some fail
+
+
+def test_conversations_go_through_the_chat_template_into_ebft_and_rlvr(tiny_project, tmp_path, monkeypatch):
+    from transformers import AutoTokenizer
+
+    from tests.data.test_chat import TEMPLATE
+
+    chat_tokenizer = AutoTokenizer.from_pretrained(tiny_project / "models/tokenizer")
+    chat_tokenizer.chat_template = TEMPLATE  # a chat model's tokenizer: the base model stays the tiny one
+    chat_tokenizer.save_pretrained(tmp_path / "models/tokenizer")
+    (tmp_path / "models/base").symlink_to((tiny_project / "models/base").resolve())
+    (tmp_path / "inputs/data").mkdir(parents=True)
+    rng = random.Random(1)
+    with open(tmp_path / "inputs/data/chats.jsonl", "w") as f:
+        for _ in range(120):
+            picked = rng.sample(sorted(WORDS), 2)
+            chat = [{"role": "system", "content": "Translate."}, {"role": "user", "content": " ".join(picked)},
+                    {"role": "assistant", "content": " ".join(WORDS[w] for w in picked)}]  # fmt: skip
+            f.write(json.dumps({"messages": chat}) + "\n")
+    overrides = qa_overrides("inputs/data/chats.jsonl", methods=["ebft", "rlvr"], steps=1, qa_masking=True)
+    # the template's markers take many tokens of the tiny tokenizer: chunks long enough to hold whole conversations
+    overrides["data"] |= {"prompt_field": None, "completion_field": None, "messages_field": "messages", "seq_len": 128}
+    params = write_params(tmp_path / "params.yaml", overrides)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlruns.db")
+    card = prepare.run(str(params))
+    assert 0.1 < card["splits"]["train"]["answer_token_fraction"] < 0.5  # the assistant turns only
+    first = json.loads((tmp_path / "data/train.jsonl").read_text().splitlines()[0])
+    assert first["messages"][2]["trained"] and not first["messages"][1]["trained"]
+    features.run(str(params))
+    record = train.run(str(params))
+    assert set(record) == {"ebft", "rlvr"}
+    (row,) = csv.DictReader((tmp_path / "metrics/train_curves/rlvr.csv").open())
+    assert float(row["answer_tokens"]) > 0  # RLVR found the conversations' prompts and sampled answers to them
