@@ -21,7 +21,7 @@ from benchmarks.common import environment, smollm2_shaped_model, write_json
 from components.data.chunk_store import ChunkSplit
 from components.engine.config import SamplingConfig
 from components.engine.layout import StridedLayout
-from components.method.config import EBFTConfig, FeatureConfig
+from components.method.config import EBFTStepConfig, FeatureConfig
 from components.method.ebft_step import EBFTStep
 from components.method.feature_cache import FeatureCache, build_feature_cache, make_cache_key
 from components.method.feature_network import FeatureNetwork
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
     layout = StridedLayout(seq_len=args.seq_len, context=8, stride=8, block_len=8)
-    config = EBFTConfig(layout=layout, sampling=SamplingConfig(n_samples=4), features=FeatureConfig())
+    config = EBFTStepConfig(layout=layout, sampling=SamplingConfig(n_samples=4), features=FeatureConfig())
 
     policy = smollm2_shaped_model(args.device, dtype, seed=0)
     network = FeatureNetwork(smollm2_shaped_model(args.device, dtype, seed=0), config.features)

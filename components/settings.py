@@ -27,6 +27,18 @@ class Settings(BaseModel):
         return value
 
 
+def flat_dump(settings: BaseModel) -> dict[str, Any]:
+    """``{'a': {'b': 1}}`` as ``{'a.b': 1}``: settings as MLflow params."""
+
+    def walk(tree: dict, prefix: str) -> dict[str, Any]:
+        flat: dict[str, Any] = {}
+        for key, value in tree.items():
+            flat |= walk(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
+        return flat
+
+    return walk(settings.model_dump(), "")
+
+
 def _is_number(annotation: Any) -> bool:
     kinds = {annotation, *get_args(annotation)}
     return bool(kinds & {int, float}) and bool not in kinds

@@ -22,7 +22,8 @@ from components.method.feature_cache import FeatureCache, load_feature_network, 
 from components.params.loading import load_params
 from components.project.code_deps import code_hash
 from components.release.lineage import prepared_data_md5
-from components.release.tracking import RunTracker, flatten, git_facts, log_data_inputs
+from components.release.tracking import RunTracker, git_facts, log_data_inputs
+from components.settings import flat_dump
 from components.training.checkpointing import run_fingerprint
 from components.training.job import JobOutputs, TrainingJob, train_all
 from components.training.launch import launched, new_accelerator, relaunch
@@ -55,7 +56,7 @@ def run(
         checkpoint_root=Path(checkpoint_root),
         tags={**git_facts(), "base_model.sha256": base_sha, "data.train.sha256": split.content_hash(),
               "params.sha256": hashlib.sha256(params.model_dump_json().encode()).hexdigest()},
-        params_to_log=flatten(params.model_dump()),
+        params_to_log=flat_dump(params),
         features_are_base=params.features.network == "base",
         log_model=params.tracking.log_model,
         model_card=lambda method, facts: model_card(method, params.model.base, params.data.source, layout.seq_len,

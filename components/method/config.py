@@ -114,7 +114,7 @@ class EBFTOptions(Settings):
     rlvr: RLVRConfig = RLVRConfig()
 
 
-class EBFTConfig(EBFTOptions, DocumentMasking):
+class EBFTStepConfig(EBFTOptions, DocumentMasking):
     """Everything one EBFT step needs; each part is validated on its own and the combination here."""
 
     layout: StridedLayout
@@ -122,7 +122,7 @@ class EBFTConfig(EBFTOptions, DocumentMasking):
     logit_chunk_size: int = Field(1024, ge=1, description="positions per chunk of the vocabulary projection")
 
     @model_validator(mode="after")
-    def _check_combination(self) -> EBFTConfig:
+    def _check_combination(self) -> EBFTStepConfig:
         n = self.sampling.n_samples
         if self.loss.rl_coef > 0 and n < 2:
             raise ValueError(f"sampling.n_samples={n}: the RLOO baseline needs at least 2 samples per chunk")

@@ -23,7 +23,7 @@ from components.engine.masks import StridedMasks, build_strided_masks
 from components.engine.policy import as_policy_module, language_model
 from components.engine.sampler import StridedSamples
 from components.engine.token_sampling import Generators
-from components.method.config import EBFTConfig
+from components.method.config import EBFTStepConfig
 from components.method.feature_network import FeatureNetwork
 from components.method.loss import ebft_loss, masked_mean, masked_std
 from components.method.rewards import Rewards, compute_rewards, token_advantages
@@ -57,7 +57,7 @@ class EBFTStep:
         self,
         policy: torch.nn.Module,
         feature_network: FeatureNetwork,
-        config: EBFTConfig,
+        config: EBFTStepConfig,
         reference: torch.nn.Module | None = None,
         reference_is_feature_network: bool = False,
     ):

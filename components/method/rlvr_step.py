@@ -27,7 +27,7 @@ from components.engine.masks import build_strided_masks
 from components.engine.policy import as_policy_module, language_model
 from components.engine.token_sampling import Generators
 from components.method.answer_rewards import TEXT_REWARDS, AnswerReward
-from components.method.config import EBFTConfig
+from components.method.config import EBFTStepConfig
 from components.method.loss import kl_penalty, masked_mean
 
 
@@ -79,7 +79,7 @@ class RLVRStep:
     def __init__(
         self,
         policy: torch.nn.Module,
-        config: EBFTConfig,
+        config: EBFTStepConfig,
         tokenizer,
         *,
         reward: AnswerReward | None = None,

@@ -13,7 +13,7 @@ from pydantic import ValidationError, model_validator
 from components.data.config import DataConfig, ModelConfig
 from components.engine.layout import BlockGeometry, StridedLayout
 from components.evaluation.config import EvalConfig, EvalPlan
-from components.method.config import DocumentMasking, EBFTConfig, EBFTOptions, FeaturesConfig
+from components.method.config import DocumentMasking, EBFTOptions, EBFTStepConfig, FeaturesConfig
 from components.release.config import RegistryConfig, TrackingConfig
 from components.release.promotion.metrics import CODE
 from components.settings import Settings
@@ -68,6 +68,11 @@ class Params(Settings):
                     f"train.rlvr.reward='unit_tests' but data.source={self.data.source!r} has no unit tests: use "
                     "function-call tasks (data.source: humaneval, or jsonl/hf with data.tests_field and "
                     "data.entry_point_field), or reward: chrf | exact_match"
+                )
+            if self.data.uses_chat_template:
+                raise ValueError(
+                    "train.rlvr.reward='unit_tests' runs the task's prompt followed by the sampled answer as one "
+                    "program, which a chat-formatted answer is not: set data.chat_template: false"
                 )
             if self.data.prompt_template != "{prompt}":
                 raise ValueError(
@@ -174,14 +179,15 @@ class Params(Settings):
             document_masking=self.layout.document_masking,
             translation=self.evaluates_translation,
             prompt_template=self.data.prompt_template,
+            chat_template=self.data.uses_chat_template,
         )
 
     def strided_layout(self) -> StridedLayout:
         lay = self.layout
         return StridedLayout(seq_len=self.data.seq_len, context=lay.context, stride=lay.stride, block_len=lay.block_len)
 
-    def ebft_config(self) -> EBFTConfig:
-        return EBFTConfig(
+    def ebft_config(self) -> EBFTStepConfig:
+        return EBFTStepConfig(
             layout=self.strided_layout(),
             features=self.features.feature_config(),
             document_masking=self.layout.document_masking,

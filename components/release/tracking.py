@@ -36,18 +36,6 @@ def experiment_id(uri: str, name: str) -> str | None:
     return found.experiment_id if found else None
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def git_facts() -> dict[str, str]:
     def git(*args: str) -> str:
         try:

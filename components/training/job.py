@@ -19,20 +19,21 @@ from components.data.atomic_io import atomic_directory, atomic_write_json
 from components.data.chunk_store import ChunkSplit
 from components.data.model_loading import load_model
 from components.method.answer_rewards import AnswerReward
-from components.method.config import EBFTConfig
+from components.method.config import EBFTStepConfig
 from components.method.feature_cache import FeatureCache
 from components.method.feature_network import FeatureNetwork
 from components.training.config import Method, TrainerConfig
-from components.training.launch import new_accelerator, prepare_policy
+from components.training.ebft_config import EBFTConfig
+from components.training.ebft_trainer import EBFTTrainer
+from components.training.lora import lora_config
 from components.training.run_log import RunLog
 from components.training.run_record import TrainingResult, summary, write_curves
-from components.training.trainer import Trainer
 
 
 @dataclass
 class TrainingJob:
     config: TrainerConfig
-    ebft: EBFTConfig
+    ebft: EBFTStepConfig
     base_dir: Path
     split: ChunkSplit
     tokenizer: object
@@ -75,24 +76,27 @@ def train_all(job: TrainingJob, outputs: JobOutputs, new_run_log: Callable[[], R
 
 
 def train_method(job: TrainingJob, method: Method, run_log: RunLog, out: Path | None) -> tuple[TrainingResult, dict]:
-    """Train one method; the main process (``out`` given) saves it to ``out/<method>`` and logs it."""
-    accelerator = new_accelerator(job.config.mixed_precision)
-    device = accelerator.device
-    lm = prepare_policy(job.base_dir, job.config, device)
-    # a separate frozen base for the KL term, unless EBFT's feature network (the frozen base) already gives it
-    needs_reference = (method == "ebft" and job.ebft.loss.kl_coef > 0 and not job.features_are_base) or (
-        method == "rlvr" and job.ebft.rlvr.kl_coef > 0
+    """Train one method with ``EBFTTrainer``; the main process (``out`` given) saves it to ``out/<method>`` and
+    logs it."""
+    cfg = job.config
+    trainer = EBFTTrainer(
+        load_model(job.base_dir, "float32"),
+        EBFTConfig.from_settings(cfg, job.ebft),
+        job.split,
+        job.tokenizer,
+        lora_config(cfg.lora) if cfg.lora.enabled else None,
+        method=method,
+        feature_network=job.features,
+        feature_network_is_base=job.features_are_base,
+        feature_cache=job.cache,
+        answer_reward=job.answer_reward,
+        run_log=run_log,
+        checkpoint_dir=job.checkpoint_root / method,
+        fingerprint=f"{job.fingerprint}/{method}",
     )
-    reference = load_model(job.base_dir, "float32", device).requires_grad_(False) if needs_reference else None
-    trainer = Trainer(
-        method, job.config, job.ebft, accelerator, lm, job.split,
-        checkpoint_dir=job.checkpoint_root / method, fingerprint=f"{job.fingerprint}/{method}", tracker=run_log,
-        feature_network=job.features, feature_cache=job.cache, reference=reference,
-        reference_is_feature_network=job.features_are_base, tokenizer=job.tokenizer, answer_reward=job.answer_reward,
-    )  # fmt: skip
-    result = trainer.run(method, {**job.tags, "method": method, "stage": "train"}, job.params_to_log)
+    result = trainer.train(tags={**job.tags, "stage": "train"}, params=job.params_to_log)
     record = summary(result, steps_per_epoch=len(job.split) / trainer.chunks_per_step)
-    keep_adapter = out is not None and job.config.lora.enabled and job.config.lora.save_adapter
+    keep_adapter = out is not None and cfg.lora.enabled and cfg.lora.save_adapter
     with trainer.trained_model(out / method / "adapter" if keep_adapter else None) as final:
         if out is not None:
             final.save_pretrained(out / method, safe_serialization=True)
@@ -103,5 +107,5 @@ def train_method(job: TrainingJob, method: Method, run_log: RunLog, out: Path | 
             run_log.log_dict(record, "train_summary.json")
             run_log.finish("FINISHED")
             print(f"[{method}] {result.steps} steps in {result.seconds:.1f} s; final {record['final']}")
-    accelerator.wait_for_everyone()
+    trainer.accelerator.wait_for_everyone()
     return result, record

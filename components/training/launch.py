@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
-from components.data.model_loading import load_model
 from components.training.config import TrainerConfig
 from components.training.lora import add_lora
 
@@ -51,12 +50,11 @@ def new_accelerator(mixed_precision: str) -> Accelerator:
     return Accelerator(cpu=not gpu, mixed_precision=precision)
 
 
-def prepare_policy(model_dir: str | Path, config: TrainerConfig, device: torch.device) -> torch.nn.Module:
-    """The language model to train, in train mode: fp32 master weights (bf16 comes from autocast on GPU), with
-    activation checkpointing and LoRA adapters as configured."""
-    lm = load_model(model_dir, "float32", device)
-    if config.gradient_checkpointing:
+def prepare_policy(lm: torch.nn.Module, gradient_checkpointing: bool, peft_config=None) -> torch.nn.Module:
+    """The language model to train, in train mode, with activation checkpointing and a peft ``LoraConfig``'s
+    adapters as configured. Weights stay as given (fp32 master weights; bf16 comes from autocast on GPU)."""
+    if gradient_checkpointing:
         lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    if config.lora.enabled:
-        lm = add_lora(lm, config.lora)
+    if peft_config is not None:
+        lm = add_lora(lm, peft_config)
     return lm.train()

@@ -10,24 +10,32 @@ import torch
 from components.training.config import LoraSettings
 
 
-def add_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Module:
-    from peft import LoraConfig, get_peft_model
+def lora_config(settings: LoraSettings):
+    """params.yaml's ``train.lora`` as a peft ``LoraConfig`` (what ``EBFTTrainer(peft_config=...)`` takes)."""
+    from peft import LoraConfig
 
-    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     targets = settings.target_modules
-    missing = [] if targets == "all-linear" else [m for m in targets if m not in present]
-    if missing:
-        raise ValueError(
-            f"train.lora.target_modules {missing} are not modules of {type(model).__name__}; "
-            f"linear layers it has include: {sorted(n for n in present if 'proj' in n)}"
-        )
-    config = LoraConfig(
+    return LoraConfig(
         r=settings.r,
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
         target_modules=targets if targets == "all-linear" else list(targets),
         task_type="CAUSAL_LM",
     )
+
+
+def add_lora(model: torch.nn.Module, config) -> torch.nn.Module:
+    """``model`` with the adapters of a peft ``LoraConfig``; named target modules the model lacks are refused."""
+    from peft import get_peft_model
+
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    targets = config.target_modules
+    missing = [] if isinstance(targets, str) else sorted(m for m in targets if m not in present)
+    if missing:
+        raise ValueError(
+            f"LoRA target_modules {missing} are not modules of {type(model).__name__}; "
+            f"linear layers it has include: {sorted(n for n in present if 'proj' in n)}"
+        )
     return get_peft_model(model, config)
 
 

@@ -26,7 +26,7 @@ from components.data.chunk_store import ChunkSplit
 from components.data.order import chunk_generators, process_share, step_chunks
 from components.engine.policy import StridedPolicy
 from components.method.answer_rewards import AnswerReward
-from components.method.config import EBFTConfig
+from components.method.config import EBFTStepConfig
 from components.method.ebft_step import EBFTStep
 from components.method.feature_cache import FeatureCache
 from components.method.feature_network import FeatureNetwork
@@ -53,7 +53,7 @@ class Trainer:
         self,
         method: Method,
         config: TrainerConfig,
-        ebft: EBFTConfig,
+        ebft: EBFTStepConfig,
         accelerator: Accelerator,
         lm: torch.nn.Module,
         train_split: ChunkSplit,
@@ -240,7 +240,7 @@ class Trainer:
 def step_runner(
     method: Method,
     policy: torch.nn.Module,
-    ebft: EBFTConfig,
+    ebft: EBFTStepConfig,
     feature_network: FeatureNetwork | None,
     reference: torch.nn.Module | None,
     reference_is_feature_network: bool,

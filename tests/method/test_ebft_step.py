@@ -7,14 +7,14 @@ from components.data.chunk_store import ChunkBatch
 from components.data.tiny_models import tiny_causal_lm
 from components.engine.config import SamplingConfig
 from components.engine.layout import StridedLayout
-from components.method.config import EBFTConfig, FeatureConfig, LossConfig, RewardConfig
+from components.method.config import EBFTStepConfig, FeatureConfig, LossConfig, RewardConfig
 from components.method.ebft_step import EBFTStep
 from components.method.feature_network import FeatureNetwork
 
 LAYOUT = StridedLayout(seq_len=24, context=4, stride=4, block_len=4)
 
 
-def make_step(config: EBFTConfig, seed: int = 0, reference: bool = False) -> EBFTStep:
+def make_step(config: EBFTStepConfig, seed: int = 0, reference: bool = False) -> EBFTStep:
     policy = tiny_causal_lm("llama", seed=seed).train()
     features = FeatureNetwork.frozen_copy_of(policy, config.features)
     ref = copy.deepcopy(policy).eval().requires_grad_(False) if reference else None
@@ -32,7 +32,7 @@ def batch(seed: int = 0, size: int = 3) -> ChunkBatch:
 
 
 def test_a_step_gives_a_finite_loss_gradients_and_diagnostics():
-    step = make_step(EBFTConfig(layout=LAYOUT))
+    step = make_step(EBFTStepConfig(layout=LAYOUT))
     out = step(batch(), torch.Generator().manual_seed(0))
     assert torch.isfinite(out.loss)
     out.loss.backward()
@@ -46,7 +46,7 @@ def test_a_step_gives_a_finite_loss_gradients_and_diagnostics():
 
 
 def test_steps_are_reproducible_from_the_seed():
-    cfg = EBFTConfig(layout=LAYOUT, rewards=RewardConfig(whitening="feature"))
+    cfg = EBFTStepConfig(layout=LAYOUT, rewards=RewardConfig(whitening="feature"))
     a = make_step(cfg)(batch(), torch.Generator().manual_seed(5)).metrics
     b = make_step(cfg)(batch(), torch.Generator().manual_seed(5)).metrics
     c = make_step(cfg)(batch(), torch.Generator().manual_seed(6)).metrics
@@ -56,7 +56,7 @@ def test_steps_are_reproducible_from_the_seed():
 
 
 def test_document_and_answer_masking_restrict_what_counts():
-    cfg = EBFTConfig(layout=LAYOUT, document_masking=True, qa_masking=True)
+    cfg = EBFTStepConfig(layout=LAYOUT, document_masking=True, qa_masking=True)
     out = make_step(cfg)(batch(), torch.Generator().manual_seed(0))
     # anchors 4, 8, ..., 20: block at 4 is in the question, block at 12 crosses the document boundary at 13
     assert out.rollout.masks.block_valid.tolist() == [[False, True, False, True, True]] * 3
@@ -67,7 +67,7 @@ def test_document_and_answer_masking_restrict_what_counts():
 
 
 def test_cached_ground_truth_features_are_used_and_checked():
-    step = make_step(EBFTConfig(layout=LAYOUT))
+    step = make_step(EBFTStepConfig(layout=LAYOUT))
     b = batch()
     cached = step.features.ground_truth_features(b.input_ids, step.masks(b, torch.float32))
     with_cache = step(b, torch.Generator().manual_seed(1), gt_features=cached).metrics
@@ -79,13 +79,13 @@ def test_cached_ground_truth_features_are_used_and_checked():
 
 def test_dense_forward_mode_gives_the_same_loss():
     b = batch()
-    cached = make_step(EBFTConfig(layout=LAYOUT))(b, torch.Generator().manual_seed(2))
-    dense = make_step(EBFTConfig(layout=LAYOUT, forward_mode="dense"))(b, torch.Generator().manual_seed(2))
+    cached = make_step(EBFTStepConfig(layout=LAYOUT))(b, torch.Generator().manual_seed(2))
+    dense = make_step(EBFTStepConfig(layout=LAYOUT, forward_mode="dense"))(b, torch.Generator().manual_seed(2))
     assert dense.loss.item() == pytest.approx(cached.loss.item(), abs=1e-5)
 
 
 def test_kl_to_a_reference_is_zero_before_training_and_required_when_weighted():
-    cfg = EBFTConfig(layout=LAYOUT, loss=LossConfig(kl_coef=0.1))
+    cfg = EBFTStepConfig(layout=LAYOUT, loss=LossConfig(kl_coef=0.1))
     with pytest.raises(ValueError, match="kl_coef > 0 needs a frozen reference"):
         make_step(cfg)
     out = make_step(cfg, reference=True)(batch(), torch.Generator().manual_seed(0))
@@ -98,12 +98,12 @@ def test_kl_to_a_reference_is_zero_before_training_and_required_when_weighted():
 )
 def test_impossible_combinations_are_refused_before_any_compute(n, beta, message):
     with pytest.raises(ValueError, match=message):
-        EBFTConfig(layout=LAYOUT, sampling=SamplingConfig(n_samples=n), rewards=RewardConfig(diversity_coef=beta))
+        EBFTStepConfig(layout=LAYOUT, sampling=SamplingConfig(n_samples=n), rewards=RewardConfig(diversity_coef=beta))
 
 
 def test_optimising_the_loss_raises_the_reward():
     """Behavioural invariant: a few EBFT updates on fixed chunks move the policy towards the ground truth."""
-    cfg = EBFTConfig(
+    cfg = EBFTStepConfig(
         layout=LAYOUT,
         sampling=SamplingConfig(n_samples=4, temperature=1.0),
         features=FeatureConfig(layers="last", pooling="mean"),
@@ -127,7 +127,7 @@ def test_optimising_the_loss_raises_the_reward():
 
 def test_kl_from_the_feature_network_equals_kl_from_a_separate_reference():
     """The default feature network is the frozen base model: its forward gives the reference log-probs."""
-    cfg = EBFTConfig(layout=LAYOUT, loss=LossConfig(kl_coef=0.1))
+    cfg = EBFTStepConfig(layout=LAYOUT, loss=LossConfig(kl_coef=0.1))
     policy = tiny_causal_lm("llama", seed=2).train()
     base = copy.deepcopy(policy).eval().requires_grad_(False)
     features = FeatureNetwork.frozen_copy_of(policy, cfg.features)

@@ -8,7 +8,7 @@ from components.data.chunk_store import ChunkBatch
 from components.data.tiny_models import tiny_causal_lm
 from components.engine.layout import StridedLayout
 from components.method.answer_rewards import chrf_reward, exact_match_reward, per_answer
-from components.method.config import EBFTConfig, RLVRConfig
+from components.method.config import EBFTStepConfig, RLVRConfig
 from components.method.rlvr_step import RLVRStep, leave_one_out_advantages, qa_documents
 
 EOS = 2
@@ -68,7 +68,7 @@ def qa_batch(chunks: int, length: int = 16) -> ChunkBatch:
 def test_a_few_steps_raise_a_verifiable_reward():
     torch.manual_seed(0)
     lm = tiny_causal_lm(vocab_size=32, seed=0)
-    config = EBFTConfig(layout=StridedLayout(seq_len=16, context=4, stride=4, block_len=4),
+    config = EBFTStepConfig(layout=StridedLayout(seq_len=16, context=4, stride=4, block_len=4),
                         rlvr=RLVRConfig(max_new_tokens=6))  # fmt: skip
     # the verifiable reward: how many of the answer's tokens are "t3" (a token the random model rarely draws)
     reward = per_answer(lambda answer, reference: answer.split().count("t3") / 6)
@@ -90,7 +90,7 @@ def test_a_few_steps_raise_a_verifiable_reward():
 
 def test_a_batch_without_complete_documents_still_gives_a_loss_to_back_propagate():
     lm = tiny_causal_lm(vocab_size=32, seed=0)
-    config = EBFTConfig(layout=StridedLayout(seq_len=16, context=4, stride=4, block_len=4))
+    config = EBFTStepConfig(layout=StridedLayout(seq_len=16, context=4, stride=4, block_len=4))
     step = RLVRStep(lm, config, DigitTokenizer())
     batch = ChunkBatch(torch.randint(3, 30, (2, 16)), torch.zeros(2, 16, dtype=torch.long),
                        torch.zeros(2, 16, dtype=torch.bool))  # fmt: skip

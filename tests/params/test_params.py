@@ -135,8 +135,14 @@ def test_settings_shared_by_params_yaml_and_the_library_are_declared_once():
     models = {c for m in modules for _, c in inspect.getmembers(m, inspect.isclass) if issubclass(c, BaseModel)}
     shared = ("document_masking", "qa_masking", "forward_mode", "sampling", "rewards", "loss", "context", "stride",
               "block_len", "layers", "pooling", "token_norm")  # fmt: skip
+
+    def declares(model, field: str) -> bool:
+        """Declared here, not taken from its home (EBFTConfig's fields: components/training/ebft_config.py)."""
+        extra = model.model_fields[field].json_schema_extra if field in model.model_fields else None
+        return field in inspect.get_annotations(model) and not (isinstance(extra, dict) and "home" in extra)
+
     for field in shared:
-        declaring = sorted(c.__qualname__ for c in models if field in inspect.get_annotations(c))
+        declaring = sorted(c.__qualname__ for c in models if declares(c, field))
         assert len(declaring) == 1, f"{field} is declared in {declaring}"
 
 

@@ -6,13 +6,17 @@ from components.params.loading import load_params
 from tests.helpers.project import ROOT
 
 
-def test_readme_python_example_runs():
+def test_readme_python_examples_run(tmp_path, monkeypatch):
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
-    assert blocks, "README has no python example"
-    namespace: dict = {}
-    exec(compile(blocks[0], "README.md", "exec"), namespace)
-    assert {"loss", "reward", "ce"} <= set(namespace["out"].metrics)
+    assert len(blocks) == 2, "README's python examples: the trainer API and the engine"
+    monkeypatch.chdir(tmp_path)
+    api: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), api)
+    assert api["result"].steps == 2 and (tmp_path / "runs/api-example/model.safetensors").exists()
+    engine: dict = {}
+    exec(compile(blocks[1], "README.md", "exec"), engine)
+    assert {"loss", "reward", "ce"} <= set(engine["out"].metrics)
 
 
 def test_params_file_is_valid():

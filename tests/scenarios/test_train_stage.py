@@ -207,6 +207,7 @@ def test_lora_on_all_linear_layers_keeps_an_adapter_that_loads_over_the_base_mod
 
 
 def test_checkpoints_of_other_settings_and_partial_writes_are_not_resumed(workdir, capsys):
+    from components.data.model_loading import load_model
     from components.engine.policy import StridedPolicy
     from components.params.loading import load_params
     from components.training.checkpointing import TrainingState, save_checkpoint
@@ -215,7 +216,8 @@ def test_checkpoints_of_other_settings_and_partial_writes_are_not_resumed(workdi
     # A finished checkpoint of a run with other settings, and what a kill during a checkpoint write leaves.
     params = load_params("params.yaml")
     accelerator = new_accelerator(params.train.mixed_precision)
-    accelerator.prepare(StridedPolicy(prepare_policy("models/base", params.train, accelerator.device)))
+    lm = prepare_policy(load_model("models/base", "float32", accelerator.device), gradient_checkpointing=False)
+    accelerator.prepare(StridedPolicy(lm))
     save_checkpoint(accelerator, workdir / "checkpoints/sft", TrainingState(step=4, fingerprint="other"))
     (workdir / "checkpoints/sft/.step-000002.tmp").mkdir()
     write_params(workdir / "params.yaml", {"train": {"methods": ["sft"], "steps": 2}, "tracking": {"log_model": False}})
