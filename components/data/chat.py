@@ -37,8 +37,9 @@ def render_chat(tokenizer, turns: Sequence[ChatTurn], origin: str = "") -> list[
     (its trailing whitespace after the last answer cut, so the document ends on the template's end-of-turn)."""
     if not has_chat_template(tokenizer):
         raise DataError(
-            f"{type(tokenizer).__name__} has no chat template: use a chat model's tokenizer, or set "
-            "data.chat_template: false and write prompts with data.prompt_template"
+            f"{type(tokenizer).__name__} has no chat template, which conversations (data.messages_field, or a "
+            "messages column) and data.chat_template need: use a chat (Instruct) model's tokenizer, or give Q&A as "
+            "prompt/completion strings with data.chat_template: false"
         )
     segments: list[tuple[str, bool]] = []
     done = ""

@@ -157,6 +157,11 @@ def _counted(
     return block_valid, target_mask
 
 
+def answer_blocks(layout: StridedLayout, qa_mask: torch.Tensor) -> torch.Tensor:
+    """(B, NB) bool: the blocks whose G ground-truth tokens are all answer tokens (the ones QA masking rewards)."""
+    return _counted(layout, None, qa_mask, qa_mask.device)[0]
+
+
 def repeat_rows(t: torch.Tensor, n: int) -> torch.Tensor:
     """Give each of the n samples of a chunk its chunk's row; rows shared by all chunks (dim 0 == 1) stay."""
     return t if t.shape[0] == 1 else t.repeat_interleave(n, dim=0)

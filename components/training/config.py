@@ -13,7 +13,7 @@ from components.settings import Settings
 
 Method = Literal["ebft", "sft", "rlvr"]
 # Settings that change how a run is checkpointed or observed, not what it computes.
-RESUME_ONLY = ("resume", "checkpoint_every", "keep_checkpoints", "log_samples_every")
+RESUME_ONLY = ("resume", "checkpoint_every", "keep_checkpoints", "log_samples_every", "launch")
 
 
 class OptimizerConfig(Settings):
@@ -42,6 +42,26 @@ class LoraSettings(Settings):
     )
 
 
+class LaunchSettings(Settings):
+    """Where the processes of a multi-process run meet (README, "More processes, GPUs and machines"). On each
+    machine the environment overrides them, so one params.yaml serves every node: EBFT_NUM_MACHINES,
+    EBFT_MAIN_PROCESS_IP, EBFT_MAIN_PROCESS_PORT, and EBFT_MACHINE_RANK (0 on the machine at main_process_ip)."""
+
+    num_machines: int | None = Field(
+        None,
+        ge=1,
+        description="machines taking part (train.num_processes counts all their processes); null: the "
+        "accelerate config's, else 1",
+    )
+    main_process_ip: str | None = Field(None, description="address of the rank-0 machine (several machines)")
+    main_process_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="rendezvous port; null: the accelerate config's, else a free local port (one machine) or 29500",
+    )
+
+
 class TrainerConfig(Settings):
     methods: list[Method] = Field(
         default_factory=lambda: ["ebft", "sft"],
@@ -64,6 +84,7 @@ class TrainerConfig(Settings):
     log_samples_every: int = Field(3, ge=0, description="steps between rollout-sample tables in MLflow (0: never)")
     num_processes: int = Field(1, ge=1, description="processes (GPUs, or CPU ranks) for data-parallel training")
     accelerate_config: str | None = Field(None, description="accelerate config file for multi-process runs")
+    launch: LaunchSettings = LaunchSettings()
 
     def chunks_per_step(self, n_samples: int) -> int:
         """Chunks in one optimizer step (all processes): the EBFT rollouts over n samples; SFT uses the same chunks."""

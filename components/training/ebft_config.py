@@ -40,7 +40,7 @@ from components.training.config import OptimizerConfig, SchedulerConfig, Trainer
 
 # The trainer settings that only the pipeline's train stage reads (which methods, LoRA from params.yaml, the
 # multi-process relaunch); in the API they are the trainer's arguments (peft_config) or accelerate's business.
-STAGE_ONLY = ("methods", "lora", "num_processes", "accelerate_config")
+STAGE_ONLY = ("methods", "lora", "num_processes", "accelerate_config", "launch")
 HOMES = {
     "trainer": TrainerConfig,
     "trainer.optimizer": OptimizerConfig,

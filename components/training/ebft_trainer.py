@@ -25,7 +25,9 @@ from accelerate import Accelerator
 
 from components.data.chunk_store import ChunkSplit
 from components.data.in_memory import pack_dataset
+from components.engine.masks import answer_blocks
 from components.method.answer_rewards import AnswerReward
+from components.method.config import EBFTStepConfig
 from components.method.feature_cache import FeatureCache
 from components.method.feature_network import FeatureNetwork
 from components.settings import flat_dump
@@ -87,6 +89,8 @@ class EBFTTrainer:
                 train_dataset, processing_class, args.max_length, chat_template=args.chat_template
             )
         self.method, self.tokenizer = method, processing_class
+        if method == "ebft" and args.completion_only_loss and args.rl_coef > 0:
+            _check_answer_blocks(self.step_cfg, self.chunks)
         self.accelerator = accelerator or new_accelerator(args.mixed_precision)
         device = self.accelerator.device
         model = model.to(device)
@@ -143,6 +147,18 @@ class EBFTTrainer:
                     self.tokenizer.save_pretrained(out)
         self.accelerator.wait_for_everyone()
         return out
+
+
+def _check_answer_blocks(step: EBFTStepConfig, chunks: ChunkSplit) -> None:
+    """With completion_only_loss only blocks inside an answer are rewarded: refuse data where there are none (EBFT
+    would then train on CE alone, silently)."""
+    if not bool(answer_blocks(step.layout, chunks.qa_mask).any()):
+        G = step.layout.block_len
+        raise ValueError(
+            f"completion_only_loss: no block of completion_length={G} tokens lies inside an answer in any of the "
+            f"{len(chunks)} chunks, so no sample would be rewarded (answers take {chunks.qa_mask.float().mean():.0%} "
+            "of the tokens); use longer answers, a smaller completion_length, or completion_only_loss=False"
+        )
 
 
 def _load(name: str, tokenizer):

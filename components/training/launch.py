@@ -1,7 +1,8 @@
 """Setting a training process up: the accelerator, the trainable policy, and the multi-process relaunch.
 
 With ``num_processes > 1`` a stage started as a plain process runs itself again under ``accelerate launch``
-(data parallel; on a GPU machine one process per GPU, on CPU gloo ranks through infra/accelerate/cpu_ddp.yaml).
+(data parallel; on a GPU machine one process per GPU, on CPU gloo ranks through infra/accelerate/cpu_ddp.yaml; over
+several machines, the same stage on each with its EBFT_MACHINE_RANK).
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+import yaml
 from accelerate import Accelerator
 
 from components.training.config import TrainerConfig
@@ -28,19 +31,63 @@ def launched() -> bool:
 
 def relaunch(module: str, params_path: str, config: TrainerConfig) -> None:
     """Run ``python -m module --params params_path`` under ``accelerate launch`` with ``config.num_processes``."""
-    with socket.socket() as s:  # a free rendezvous port, so parallel runs do not collide
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", str(config.num_processes)]
-    launch_config = config.accelerate_config or (
-        None if torch.cuda.is_available() else str(ROOT / "infra/accelerate/cpu_ddp.yaml")
-    )
-    launcher += ["--config_file", launch_config] if launch_config else ["--multi_gpu"]
-    launcher += ["--main_process_port", str(port), "-m", module, "--params", params_path]
+    launcher = launch_command(module, params_path, config, os.environ, torch.cuda.is_available())
     print(f"train: relaunching with {config.num_processes} processes: {' '.join(launcher)}")
     done = subprocess.run(launcher)
     if done.returncode != 0:
         raise RuntimeError(f"distributed training failed (accelerate launch exit {done.returncode}); see output above")
+
+
+def launch_command(
+    module: str, params_path: str, config: TrainerConfig, env: Mapping[str, str], cuda: bool
+) -> list[str]:
+    """The ``accelerate launch`` command line: the launch config file (``train.accelerate_config``; on CPU the gloo
+    one), and where the processes meet from ``train.launch``, the environment (EBFT_*) or the config file, in that
+    order of precedence: environment, params, file."""
+    config_file = config.accelerate_config or (None if cuda else str(ROOT / "infra/accelerate/cpu_ddp.yaml"))
+    in_file = yaml.safe_load(Path(config_file).read_text()) or {} if config_file else {}
+    launch = config.launch
+    machines = _int_env(env, "EBFT_NUM_MACHINES", launch.num_machines) or in_file.get("num_machines") or 1
+    rank = _int_env(env, "EBFT_MACHINE_RANK", 0)
+    ip = env.get("EBFT_MAIN_PROCESS_IP") or launch.main_process_ip
+    port = _int_env(env, "EBFT_MAIN_PROCESS_PORT", launch.main_process_port) or in_file.get("main_process_port")
+    cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", str(config.num_processes)]
+    cmd += ["--config_file", config_file] if config_file else ["--multi_gpu"]
+    if machines > 1:
+        ip = ip or in_file.get("main_process_ip")
+        if not ip:
+            raise ValueError(
+                f"train.launch.num_machines={machines} needs the rank-0 machine's address: set "
+                "train.launch.main_process_ip or EBFT_MAIN_PROCESS_IP"
+            )
+        if not 0 <= rank < machines:
+            raise ValueError(f"EBFT_MACHINE_RANK={rank}: with {machines} machines it is 0..{machines - 1}")
+        if config.num_processes % machines:
+            raise ValueError(
+                f"train.num_processes={config.num_processes} (all machines together) is not a multiple of "
+                f"{machines} machines"
+            )
+        cmd += ["--num_machines", str(machines), "--machine_rank", str(rank), "--main_process_ip", str(ip)]
+        cmd += ["--main_process_port", str(port or 29500)]
+    else:
+        cmd += ["--main_process_port", str(port or free_port())]  # free: parallel runs on one machine do not collide
+    return [*cmd, "-m", module, "--params", params_path]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _int_env(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a whole number") from None
 
 
 def new_accelerator(mixed_precision: str) -> Accelerator:

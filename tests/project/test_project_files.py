@@ -14,6 +14,7 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     api: dict = {}
     exec(compile(blocks[0], "README.md", "exec"), api)
     assert api["result"].steps == 2 and (tmp_path / "runs/api-example/model.safetensors").exists()
+    assert api["result"].history[-1]["valid_block_frac"] > 0  # the answers hold whole blocks: EBFT rewards them
     engine: dict = {}
     exec(compile(blocks[1], "README.md", "exec"), engine)
     assert {"loss", "reward", "ce"} <= set(engine["out"].metrics)

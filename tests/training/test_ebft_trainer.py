@@ -25,7 +25,7 @@ def leaf_paths(model, prefix: str) -> set[str]:
     paths = set()
     for name in type(model).model_fields:
         value = getattr(model, name)
-        if hasattr(type(value), "model_fields") and name not in ("rlvr", "lora"):
+        if hasattr(type(value), "model_fields") and name not in ("rlvr", "lora", "launch"):
             paths |= leaf_paths(value, f"{prefix}{name}.")
         else:
             paths.add(f"{prefix}{name}")
@@ -76,7 +76,11 @@ def test_trl_names_and_typos_get_an_answer():
 def tiny():
     """A fresh tiny model per call (the trainer trains the model it is given, as TRL's do), its tokenizer, data."""
     tokenizer = train_tiny_tokenizer()
-    rows = [{"prompt": f"What is {a} plus {b}? ", "completion": f"{a + b}."} for a in range(10) for b in range(10)]
+    rows = [
+        {"prompt": f"What is {a} plus {b}? ", "completion": f"{a} plus {b} is {a + b}, as {a + b} minus {b} is {a}."}
+        for a in range(10)
+        for b in range(10)
+    ]
 
     def new_model():
         return tiny_causal_lm("llama", vocab_size=len(tokenizer))
@@ -110,6 +114,14 @@ def test_trainer_on_an_in_memory_dataset_logs_to_the_active_mlflow_run(tiny, tmp
     with torch.no_grad(), trainer.trained_model() as final:
         assert torch.allclose(final(ids).logits, load_model(saved)(ids).logits, atol=1e-5)
         assert not torch.allclose(final(ids).logits, new_model()(ids).logits, atol=1e-3)  # it trained
+
+
+def test_answers_too_short_for_a_block_are_refused_with_completion_only_loss(tiny, tmp_path):
+    new_model, tokenizer, _ = tiny
+    short = [{"prompt": f"What is {a} plus {b}? ", "completion": f"{a + b}"} for a in range(10) for b in range(10)]
+    args = EBFTConfig(output_dir=str(tmp_path), max_steps=1, completion_only_loss=True, **TINY)
+    with pytest.raises(ValueError, match="no block of completion_length=8 tokens lies inside an answer"):
+        EBFTTrainer(new_model(), args, short, tokenizer)
 
 
 def test_a_second_trainer_resumes_from_the_checkpoint_of_the_same_run(tiny, tmp_path, capsys):
