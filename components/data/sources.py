@@ -23,7 +23,8 @@ from components.data.records import BadRecord, DataError, Document, Source, docu
 
 
 class JsonlSource(Source):
-    """The user's JSONL files: one JSON object per line with a text field, or prompt and completion fields."""
+    """The user's JSONL files: one JSON object per line with a text field, prompt and completion fields, or a
+    conversation (a list of messages)."""
 
     name = "jsonl"
 

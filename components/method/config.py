@@ -43,7 +43,11 @@ class FeaturesConfig(FeatureConfig):
     """The features stage: which network, in which dtype, over which splits."""
 
     network: str = Field("base", description="'base' = frozen copy of the base model, or a local folder / hub id")
-    dtype: Dtype = "float32"
+    dtype: Dtype | Literal["auto"] = Field(
+        "auto",
+        description="weights of the frozen network; auto: bfloat16 on GPU, float32 on CPU (the features "
+        "are always computed in this dtype, in the cache, in training and in evaluation)",
+    )
     batch_size: int = Field(8, ge=1, description="chunks per forward when building the cache")
     splits: list[Split] = Field(default_factory=lambda: ["train", "val"], description="splits to cache")
 

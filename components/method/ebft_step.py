@@ -97,16 +97,19 @@ class EBFTStep:
         t0 = time.perf_counter()
         samples = self.policy(batch.input_ids, masks, sample=cfg.sampling, generator=generator)
         t1 = time.perf_counter()
-        feature_dtype = compute_dtype(self.features.model)
-        feature_masks = masks if feature_dtype == masks.prompt_mask.dtype else self.masks(batch, feature_dtype)
         gen_tokens = samples.step_major(layout)
         ref_logprobs = None
-        if self.reference_is_feature_network:
-            gen_feats, gt_feats, ref_logprobs = self.features.strided_features_and_logprobs(
-                batch.input_ids, gen_tokens, feature_masks, cfg.sampling.temperature
-            )
-        else:
-            gen_feats, gt_feats = self.features.strided_features(batch.input_ids, gen_tokens, feature_masks)
+        # The feature network runs in its own dtype, never under the policy's autocast: that is how the features
+        # stage built the cache and how evaluation reads features, so cached and live features agree exactly.
+        with torch.autocast(batch.input_ids.device.type, enabled=False):
+            feature_dtype = compute_dtype(self.features.model)
+            feature_masks = masks if feature_dtype == masks.prompt_mask.dtype else self.masks(batch, feature_dtype)
+            if self.reference_is_feature_network:
+                gen_feats, gt_feats, ref_logprobs = self.features.strided_features_and_logprobs(
+                    batch.input_ids, gen_tokens, feature_masks, cfg.sampling.temperature
+                )
+            else:
+                gen_feats, gt_feats = self.features.strided_features(batch.input_ids, gen_tokens, feature_masks)
         if gt_features is not None:
             if gt_features.shape != gt_feats.shape:
                 raise ValueError(

@@ -7,8 +7,9 @@
 The pipeline's train stage builds this same trainer, from params.yaml (``EBFTConfig.from_settings``), the packed
 chunks of the prepare stage and the feature cache. Without a cache the ground-truth features are computed on the fly,
 in the same forward as the samples' features. The frozen feature network is by default a copy of the model as it
-was given (the paper's choice); it also gives the KL term's reference log-probs. Metrics go to the active MLflow run
-when there is one, else to ``run_log`` (by default: nowhere but the progress bar and the returned history).
+was given (the paper's choice); it also gives the KL term's reference log-probs. Metrics go to ``run_log`` when one is
+given (the stage's MLflow tracker), else to the active MLflow run, else only to the progress bar and the returned
+history.
 """
 
 from __future__ import annotations
@@ -108,6 +109,8 @@ class EBFTTrainer:
             method == "rlvr" and args.rlvr.kl_coef > 0
         )
         reference = copy.deepcopy(model).eval().requires_grad_(False) if needs_reference else None
+        if reference is not None and self.accelerator.mixed_precision == "bf16":
+            reference = reference.to(torch.bfloat16)  # it runs under bf16 autocast anyway: half the memory
         policy = prepare_policy(model, trainer_cfg.gradient_checkpointing, peft_config)
         self.run_log = run_log or (ActiveRunLog() if ActiveRunLog.available() else RunLog())
         self.loop = Trainer(

@@ -77,6 +77,18 @@ def test_cached_ground_truth_features_are_used_and_checked():
         step.rollout(b, torch.Generator().manual_seed(1), gt_features=cached[..., :-1])
 
 
+def test_features_ignore_the_policys_autocast_so_they_match_the_cache():
+    """Under bf16 autocast (training on GPU) the policy runs in bf16, but the feature network runs in its own dtype,
+    as the features stage did when it built the cache: cached and live ground truth agree exactly."""
+    step = make_step(EBFTStepConfig(layout=LAYOUT))
+    b = batch()
+    cached = step.features.ground_truth_features(b.input_ids, step.masks(b, torch.float32))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with_cache = step(b, torch.Generator().manual_seed(1), gt_features=cached).metrics
+        live = step(b, torch.Generator().manual_seed(1)).metrics
+    assert with_cache["alignment"] == live["alignment"] and with_cache["reward"] == live["reward"]
+
+
 def test_dense_forward_mode_gives_the_same_loss():
     b = batch()
     cached = make_step(EBFTStepConfig(layout=LAYOUT))(b, torch.Generator().manual_seed(2))
