@@ -3,9 +3,9 @@
 Two interchangeable modes give identical results (tests/engine/test_oracle.py):
 - ``cached``: the chunk runs once per chunk (B rows) into a KV cache, which is repeated for the n samples; the
   generated segment (B*n rows, NB*G tokens) then attends to it. Gradients flow through the cache into the chunk's
-  computation. Cost per chunk: L + n*NB*G tokens.
+  computation. Cost per chunk: L + n*NB*G tokens. The cache survives activation checkpointing (prefix_cache.py).
 - ``dense``: the reference layout, one (L + NB*G)-token sequence per sample with a dense mask. Cost per chunk:
-  n*(L + NB*G) tokens. Needed with gradient checkpointing, under which HF models drop KV caches.
+  n*(L + NB*G) tokens.
 
 Ground-truth log-probs (CE) come from the chunk rows at temperature 1; they never see generated tokens.
 """
@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import torch
 
-from components.engine.causal_lm import HiddenLayers, hidden_states, logit_head, new_cache
+from components.engine.causal_lm import HiddenLayers, hidden_states, lm_config, logit_head
 from components.engine.config import ForwardMode
 from components.engine.masks import StridedMasks
+from components.engine.prefix_cache import PrefixCache, replay_safe
 from components.engine.token_logprobs import token_logprobs
 
 Hidden = tuple[torch.Tensor | None, ...]
@@ -52,11 +53,12 @@ def strided_hidden_states(
         )
     per_sample = masks.per_sample(n)
     if mode == "cached":
-        cache = new_cache(model)
-        prompt = hidden_states(model, input_ids, masks.prompt_mask, masks.prompt_positions, cache=cache, layers=layers)
-        cache.batch_repeat_interleave(n)
-        mask, positions = per_sample.gen_mask, per_sample.gen_positions
-        gen = hidden_states(model, gen_tokens, mask, positions, cache=cache, layers=layers)
+        cache = PrefixCache(lm_config(model))  # safe to replay: works under activation checkpointing
+        with replay_safe(model):
+            prompt = hidden_states(model, input_ids, masks.prompt_mask, masks.prompt_positions, cache=cache,
+                                   layers=layers)  # fmt: skip
+            mask, positions = per_sample.gen_mask, per_sample.gen_positions
+            gen = hidden_states(model, gen_tokens, mask, positions, cache=cache.for_samples(n), layers=layers)
         return prompt, gen
     if mode == "dense":
         mask, positions = per_sample.dense()

@@ -97,11 +97,6 @@ class Params(Settings):
                 f"{chunks // train.num_processes} chunks per process per step are not divisible by "
                 f"train.micro_batch_chunks={train.micro_batch_chunks}"
             )
-        if train.gradient_checkpointing and train.forward_mode == "cached":
-            raise ValueError(
-                "train.gradient_checkpointing needs train.forward_mode: dense (HF models drop the KV cache that the "
-                "cached mode relies on while checkpointing)"
-            )
 
     def _check_evaluation(self) -> None:
         train = self.train

@@ -74,7 +74,9 @@ class TrainerConfig(Settings):
     optimizer: OptimizerConfig = OptimizerConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     grad_clip: float | None = Field(1.0, gt=0, description="max gradient norm; null = no clipping")
-    gradient_checkpointing: bool = Field(False, description="needs forward_mode: dense")
+    gradient_checkpointing: bool = Field(
+        False, description="activation checkpointing of the decoder layers (works with either forward_mode)"
+    )
     lora: LoraSettings = LoraSettings()
     mixed_precision: Literal["auto", "no", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
     seed: int = Field(43, ge=0, lt=2**32, description="random seed of the run (numpy takes seeds below 2**32)")

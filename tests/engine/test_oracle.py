@@ -141,6 +141,30 @@ def test_gradients_of_cached_and_dense_forwards_agree():
     assert torch.allclose(grads["cached"], grads["dense"], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("architecture", ["llama", "qwen2"])
+def test_the_cached_forward_keeps_its_prefix_under_activation_checkpointing(architecture):
+    """HF drops a layer's KV cache under activation checkpointing; the cached forward's own cache survives the
+    backward replay, so checkpointing needs no dense fallback: same log-probs and gradients as without it."""
+    layout = StridedLayout(seq_len=18, context=2, stride=2, block_len=4)
+    model = tiny_causal_lm(architecture, seed=4).train()
+    x = torch.randint(2, 101, (2, layout.seq_len))
+    masks = build_strided_masks(layout, doc_ids=torch.tensor([[0] * 8 + [1] * 10, [0] * 18]))
+    samples = sample_strided(model, x, layout, SamplingConfig(n_samples=3), torch.Generator().manual_seed(0), masks)
+    weights = torch.randn(6, layout.gen_len)
+    results = {}
+    for name, checkpointing, mode in (("plain", False, "dense"), ("cached", True, "cached"), ("dense", True, "dense")):
+        if checkpointing:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        model.zero_grad()
+        lp = strided_logprobs(model, x, samples.step_major(layout), masks, temperature=0.6, mode=mode, chunk_size=5)
+        ((lp.gen_logprobs * weights).mean() - lp.gt_logprobs.mean()).backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters()])
+        results[name] = (lp.gen_logprobs.detach(), lp.gt_logprobs.detach(), grads)
+    for name in ("cached", "dense"):
+        for got, want in zip(results[name], results["plain"], strict=True):
+            assert torch.allclose(got, want, atol=1e-5, rtol=1e-4), name
+
+
 def test_per_chunk_generators_make_samples_independent_of_batch_mates():
     layout = StridedLayout(seq_len=14, context=2, stride=3, block_len=3)
     model = tiny_causal_lm("llama", seed=6)

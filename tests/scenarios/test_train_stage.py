@@ -169,8 +169,7 @@ def test_lora_and_gradient_checkpointing(workdir):
             "train": {
                 "methods": ["ebft"],
                 "steps": 2,
-                "forward_mode": "dense",
-                "gradient_checkpointing": True,
+                "gradient_checkpointing": True,  # with the cached forward (tests/engine/test_oracle.py)
                 "lora": {"enabled": True, "r": 4, "alpha": 8},
             },
             "tracking": {"log_model": False},
