@@ -24,7 +24,7 @@ TORCH_SOURCE := --extra-index-url https://download.pytorch.org/whl/cpu --index-s
 endif
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint format bench-sampling lock deps clean run mlflow-ui prefect-server deploy worker serve registry rollback
+.PHONY: setup test lint format gpu-check bench-sampling lock deps clean run mlflow-ui prefect-server deploy worker serve registry rollback
 
 # No telemetry from the tools; a slow first start of Prefect's temporary local API is not an error.
 export MLFLOW_DISABLE_TELEMETRY ?= true
@@ -95,6 +95,15 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# On a machine with a CUDA GPU: the GPU tests, then the benchmarks in GPU mode (JSON in benchmarks/results/*_gpu.json).
+gpu-check: setup
+	@$(BIN)/python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'gpu-check: no CUDA GPU here')"
+	$(BIN)/python -m pytest -m gpu -q tests/gpu
+	$(BIN)/python -m benchmarks.sampling --device cuda --seq-len 1024 --out benchmarks/results/sampling_gpu.json
+	$(BIN)/python -m benchmarks.train_step --device cuda --shape qwen2.5-1.5b --seq-len 1024 \
+		--out benchmarks/results/train_step_gpu.json
+	$(BIN)/python -m benchmarks.checkpointed_forward --device cuda --out benchmarks/results/checkpointed_forward_gpu.json
 
 bench-sampling: setup
 	$(BIN)/python -m benchmarks.sampling --out benchmarks/results/sampling_cpu_L512.json

@@ -34,9 +34,56 @@ SMOLLM2_135M_SHAPE = dict(
 )
 
 
+# Qwen2.5-1.5B's shape (the paper's model class), for GPU figures.
+QWEN25_15B_SHAPE = dict(
+    vocab_size=151_936,
+    hidden_size=1536,
+    intermediate_size=8960,
+    num_hidden_layers=28,
+    num_attention_heads=12,
+    num_key_value_heads=2,
+    max_position_embeddings=32_768,
+    rope_theta=1_000_000.0,
+    tie_word_embeddings=True,
+    bos_token_id=0,
+    eos_token_id=0,
+)
+SHAPES = {"smollm2-135m": SMOLLM2_135M_SHAPE, "qwen2.5-1.5b": QWEN25_15B_SHAPE}
+
+# Dense bf16 peak of the GPUs we know (vendor datasheets, no sparsity), matched against the device name in order.
+PEAK_BF16_FLOPS = (
+    ("H200", 989e12),
+    ("H100 PCIe", 756e12),
+    ("H100", 989e12),
+    ("A100", 312e12),
+    ("L40S", 362e12),
+    ("L4", 121e12),
+)
+
+
 def smollm2_shaped_model(device: str, dtype: torch.dtype, seed: int = 0) -> LlamaForCausalLM:
+    return shaped_model("smollm2-135m", device, dtype, seed)
+
+
+def shaped_model(shape: str, device: str, dtype: torch.dtype, seed: int = 0) -> torch.nn.Module:
+    """A model of a known shape with random weights (Qwen2 for the Qwen shape: its attention has q/k/v biases)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
     torch.manual_seed(seed)
-    return LlamaForCausalLM(LlamaConfig(**SMOLLM2_135M_SHAPE)).to(device=device, dtype=dtype).eval()
+    config_cls, model_cls = (
+        (Qwen2Config, Qwen2ForCausalLM) if shape.startswith("qwen") else (LlamaConfig, LlamaForCausalLM)
+    )
+    with torch.device(device):
+        model = model_cls(config_cls(**SHAPES[shape]))
+    return model.to(dtype=dtype).eval()
+
+
+def peak_bf16_flops(device: str) -> float | None:
+    """The GPU's dense bf16 peak (FLOP/s), or None (CPU, or a GPU not in PEAK_BF16_FLOPS)."""
+    if not device.startswith("cuda"):
+        return None
+    name = torch.cuda.get_device_name()
+    return next((flops for key, flops in PEAK_BF16_FLOPS if key in name), None)
 
 
 def timed(device: str, fn: Callable[[], Any]) -> tuple[Any, float, float]:

@@ -11,12 +11,13 @@ of the method per optimizer step.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 
 import torch
 
-from benchmarks.common import environment, run_isolated, smollm2_shaped_model, write_json
+from benchmarks.common import environment, peak_bf16_flops, run_isolated, shaped_model, write_json
 from components.data.chunk_store import ChunkBatch
 from components.engine.policy import StridedPolicy
 from components.method.ebft_step import EBFTStep
@@ -26,16 +27,26 @@ from components.params.loading import load_params
 from components.training.memory import peak_memory, reset_peak_memory
 
 
-def one_method(method: str, seq_len: int, chunks: int, micro: int, repeats: int, device: str) -> dict:
+def one_method(
+    method: str, seq_len: int, chunks: int, micro: int, repeats: int, device: str, shape: str = "smollm2-135m"
+) -> dict:
     params = load_params()
     data = params.data.model_copy(update={"seq_len": seq_len})
     params = params.model_copy(update={"data": data})
     config = params.ebft_config()
-    policy = StridedPolicy(smollm2_shaped_model(device, torch.float32, seed=0).train())
+    gpu = device.startswith("cuda")
+    lm = shaped_model(shape, device, torch.float32, seed=0).train()  # fp32 master weights, bf16 autocast on GPU
+    policy = StridedPolicy(lm)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-6, betas=(0.9, 0.95))
-    ids = torch.randint(1, 49_152, (chunks, seq_len), generator=torch.Generator().manual_seed(0)).to(device)
+    vocab = lm.config.vocab_size
+    ids = torch.randint(1, vocab, (chunks, seq_len), generator=torch.Generator().manual_seed(0)).to(device)
+
+    def autocast():  # what accelerate's bf16 mixed precision does in the trainer
+        return torch.autocast("cuda", dtype=torch.bfloat16) if gpu else contextlib.nullcontext()
+
     if method == "ebft":
-        features = FeatureNetwork(smollm2_shaped_model(device, torch.float32, seed=0), config.features)
+        feature_dtype = torch.bfloat16 if gpu else torch.float32  # features.dtype: auto
+        features = FeatureNetwork(shaped_model(shape, device, feature_dtype, seed=0), config.features)
         runner = EBFTStep(policy, features, config)
     else:
         runner = SFTStep(policy, config.layout)
@@ -48,19 +59,22 @@ def one_method(method: str, seq_len: int, chunks: int, micro: int, repeats: int,
         start = time.perf_counter()
         for j in range(n_micro):
             batch = ChunkBatch(ids[j * micro : (j + 1) * micro])
-            if method == "ebft":
-                rollout = runner.rollout(batch, torch.Generator(device=device).manual_seed(repeat * 100 + j))
-                timing["sample_s"] += rollout.timings["sample_s"]
-                timing["features_s"] += rollout.timings["features_s"]
-                tokens["sample"] += rollout.samples.tokens.numel()
-                tokens["update"] += batch.input_ids.numel() + rollout.samples.tokens.numel()
-                t0 = time.perf_counter()
-                loss, _ = runner.loss(rollout)
-            else:
-                tokens["update"] += batch.input_ids.numel()
-                t0 = time.perf_counter()
-                loss, _ = runner.loss(batch)
+            with autocast():
+                if method == "ebft":
+                    rollout = runner.rollout(batch, torch.Generator(device=device).manual_seed(repeat * 100 + j))
+                    timing["sample_s"] += rollout.timings["sample_s"]
+                    timing["features_s"] += rollout.timings["features_s"]
+                    tokens["sample"] += rollout.samples.tokens.numel()
+                    tokens["update"] += batch.input_ids.numel() + rollout.samples.tokens.numel()
+                    t0 = time.perf_counter()
+                    loss, _ = runner.loss(rollout)
+                else:
+                    tokens["update"] += batch.input_ids.numel()
+                    t0 = time.perf_counter()
+                    loss, _ = runner.loss(batch)
             (loss / n_micro).backward()
+            if gpu:
+                torch.cuda.synchronize()
             timing["update_s"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         optimizer.step()
@@ -79,6 +93,12 @@ def one_method(method: str, seq_len: int, chunks: int, micro: int, repeats: int,
         "update": round(tokens["update"] / result["update_s"], 1),
     }
     result["peak_mem_mb"] = round(max(s["peak_mem_mb"] for s in measured), 1)
+    # Model FLOPs of the update: 6 per parameter per token processed (forward + backward; attention not counted),
+    # over the GPU's dense bf16 peak.
+    peak = peak_bf16_flops(device)
+    n_params = sum(p.numel() for p in lm.parameters())
+    result["parameters"] = n_params
+    result["mfu_update"] = round(6 * n_params * tokens["update"] / result["update_s"] / peak, 4) if peak else None
     result["step_times_s"] = [round(s["step_s"], 3) for s in measured]
     return result
 
@@ -89,6 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seq-len", type=int, nargs="+", default=None, help="default: params.yaml's, then 512")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--shape", choices=["smollm2-135m", "qwen2.5-1.5b"], default="smollm2-135m")
     args = parser.parse_args(argv)
     params = load_params()
     lengths = args.seq_len or [params.data.seq_len, 512]
@@ -96,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     record = {
         "benchmark": "train_step",
         "environment": environment(args.device),
-        "model": "SmolLM2-135M-shaped Llama, random weights; AdamW over all parameters",
+        "model": f"{args.shape}-shaped, random weights; AdamW over all parameters; bf16 autocast on GPU",
         "config": {
             "chunks_per_step": chunks,
             "micro_batch_chunks": micro,
@@ -110,7 +131,9 @@ def main(argv: list[str] | None = None) -> dict:
         entry = {"seq_len": seq_len}
         for method in ("ebft", "sft"):
             print(f"L={seq_len} {method} ...", flush=True)
-            entry[method] = run_isolated(one_method, method, seq_len, chunks, micro, args.repeats, args.device)
+            entry[method] = run_isolated(
+                one_method, method, seq_len, chunks, micro, args.repeats, args.device, args.shape
+            )
         entry["ebft_over_sft"] = round(entry["ebft"]["step_s"] / entry["sft"]["step_s"], 2)
         record["results"].append(entry)
         write_json(args.out, record)

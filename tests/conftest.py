@@ -61,3 +61,13 @@ def workdir(tiny_project, tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlruns.db")
     return tmp_path
+
+
+def pytest_collection_modifyitems(config, items):
+    """GPU checks are skipped, saying why, where there is no CUDA GPU (they run under `make gpu-check`)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU: run `make gpu-check` on a machine with one")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
