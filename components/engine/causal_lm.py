@@ -60,18 +60,20 @@ def hidden_states(
     *,
     cache: DynamicCache | None = None,
     layers: HiddenLayers = (-1,),
+    use_cache: bool | None = None,
 ) -> tuple[torch.Tensor | None, ...]:
     """One forward; returns the hidden-states tuple (index 0 = embeddings, -1 = final normed state).
 
     ``layers`` selects which entries are kept (others are None) or ``True`` for all. A given ``cache`` is extended
-    in place with the keys/values of ``input_ids``.
+    in place with the keys/values of ``input_ids``: the attention layers update any cache they are given, and
+    ``use_cache`` (default: a cache is given) only says whether the model hands it back.
     """
     out = model(
         input_ids=input_ids,
         attention_mask=mask,
         position_ids=positions.expand(input_ids.shape[0], -1),
         past_key_values=cache,
-        use_cache=cache is not None,
+        use_cache=cache is not None if use_cache is None else use_cache,
         logits_to_keep=1,  # the head runs later, only where needed
         output_hidden_states=layers if isinstance(layers, bool) else list(layers),
     )

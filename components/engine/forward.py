@@ -54,11 +54,14 @@ def strided_hidden_states(
     per_sample = masks.per_sample(n)
     if mode == "cached":
         cache = PrefixCache(lm_config(model))  # safe to replay: works under activation checkpointing
+        # use_cache=False: the layers fill the cache anyway; asking for it back would only make HF warn (and refuse)
+        # under checkpointing
         with replay_safe(model):
             prompt = hidden_states(model, input_ids, masks.prompt_mask, masks.prompt_positions, cache=cache,
-                                   layers=layers)  # fmt: skip
+                                   layers=layers, use_cache=False)  # fmt: skip
             mask, positions = per_sample.gen_mask, per_sample.gen_positions
-            gen = hidden_states(model, gen_tokens, mask, positions, cache=cache.for_samples(n), layers=layers)
+            gen = hidden_states(model, gen_tokens, mask, positions, cache=cache.for_samples(n), layers=layers,
+                                use_cache=False)  # fmt: skip
         return prompt, gen
     if mode == "dense":
         mask, positions = per_sample.dense()

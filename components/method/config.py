@@ -115,8 +115,9 @@ class EBFTOptions(Settings):
     loss: LossConfig = LossConfig()
     qa_masking: bool = Field(False, description="rewards and CE only on answer tokens")
     forward_mode: ForwardMode = Field(
-        "cached", description="'cached': the chunk once per chunk (L + n*NB*G positions); 'dense': one sequence per "
-        "sample (n*(L + NB*G)), the reference the oracle tests compare with"
+        "cached",
+        description="'cached': the chunk once per chunk (L + n*NB*G positions); 'dense': one sequence per "
+        "sample (n*(L + NB*G)), the reference the oracle tests compare with",
     )
     rlvr: RLVRConfig = RLVRConfig()
 
