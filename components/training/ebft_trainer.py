@@ -31,6 +31,7 @@ from components.method.answer_rewards import AnswerReward
 from components.method.config import EBFTStepConfig
 from components.method.feature_cache import FeatureCache
 from components.method.feature_network import FeatureNetwork
+from components.method.rlvr_step import qa_documents
 from components.settings import flat_dump
 from components.training.active_run import ActiveRunLog
 from components.training.config import Method
@@ -92,6 +93,8 @@ class EBFTTrainer:
         self.method, self.tokenizer = method, processing_class
         if method == "ebft" and args.completion_only_loss and args.rl_coef > 0:
             _check_answer_blocks(self.step_cfg, self.chunks)
+        if method == "rlvr":
+            _check_rlvr_prompts(self.chunks, processing_class.eos_token_id)
         self.accelerator = accelerator or new_accelerator(args.mixed_precision)
         device = self.accelerator.device
         model = model.to(device)
@@ -162,6 +165,20 @@ def _check_answer_blocks(step: EBFTStepConfig, chunks: ChunkSplit) -> None:
             f"{len(chunks)} chunks, so no sample would be rewarded (answers take {chunks.qa_mask.float().mean():.0%} "
             "of the tokens); use longer answers, a smaller completion_length, or completion_only_loss=False"
         )
+
+
+def _check_rlvr_prompts(chunks: ChunkSplit, eos_id: int) -> None:
+    """RLVR answers the complete prompt + answer documents inside a chunk: refuse chunks that hold none (every step
+    would then do nothing, silently)."""
+    for i in range(len(chunks)):
+        if qa_documents(chunks.input_ids[i], chunks.doc_ids[i], chunks.qa_mask[i], eos_id, limit=1):
+            return
+    longest = int(torch.bincount(chunks.doc_ids.flatten().long()).max())
+    raise ValueError(
+        f"method='rlvr': none of the {len(chunks)} chunks of {chunks.seq_len} tokens holds a whole prompt + answer "
+        f"document after its first token (the longest document spans at least {longest} tokens), so there is no "
+        "prompt to answer; raise max_length (data.seq_len) well above the documents' length"
+    )
 
 
 def _load(name: str, tokenizer):

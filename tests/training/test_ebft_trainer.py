@@ -124,6 +124,17 @@ def test_answers_too_short_for_a_block_are_refused_with_completion_only_loss(tin
         EBFTTrainer(new_model(), args, short, tokenizer)
 
 
+def test_rlvr_on_chunks_too_short_for_a_whole_document_is_refused(tiny, tmp_path):
+    new_model, tokenizer, dataset = tiny
+    short = TINY | {"max_length": 24}  # documents take about 40 tokens
+    args = EBFTConfig(output_dir=str(tmp_path), max_steps=1, **short)
+    with pytest.raises(ValueError, match=r"method='rlvr': none of the .* chunks of 24 tokens holds a whole prompt"):
+        EBFTTrainer(new_model(), args, dataset, tokenizer, method="rlvr")
+    longer = EBFTConfig(**{**args.model_dump(), "max_length": 144, "rlvr": {"max_new_tokens": 4}})
+    result = EBFTTrainer(new_model(), longer, dataset, tokenizer, method="rlvr").train()
+    assert result.history[-1]["prompts"] > 0
+
+
 def test_a_second_trainer_resumes_from_the_checkpoint_of_the_same_run(tiny, tmp_path, capsys):
     new_model, tokenizer, dataset = tiny
     args = EBFTConfig(output_dir=str(tmp_path), max_steps=2, save_steps=1, learning_rate=1e-3, **TINY)
