@@ -13,6 +13,7 @@ from components.method.config import EBFTStepConfig
 from components.params.loading import load_params
 from components.params.presets import apply_preset, available_presets
 from components.params.schema import Params
+from components.release.tracking import tracking_uri_scope
 from components.training.config import TrainerConfig
 from components.training.ebft_config import STAGE_ONLY, EBFTConfig, field_homes
 from components.training.ebft_trainer import EBFTTrainer
@@ -92,8 +93,8 @@ def test_trainer_on_an_in_memory_dataset_logs_to_the_active_mlflow_run(tiny, tmp
     new_model, tokenizer, dataset = tiny
     args = EBFTConfig(output_dir=str(tmp_path / "out"), max_steps=2, learning_rate=1e-3, completion_only_loss=True,
                       log_completions_steps=1, **TINY)  # fmt: skip
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns.db'}")
-    try:
+    # the user's own store; the exact previous URI and environment come back afterwards
+    with tracking_uri_scope(f"sqlite:///{tmp_path / 'mlruns.db'}"):
         with mlflow.start_run() as run:
             trainer = EBFTTrainer(new_model(), args, train_dataset=dataset, processing_class=tokenizer)
             result = trainer.train()
@@ -102,8 +103,6 @@ def test_trainer_on_an_in_memory_dataset_logs_to_the_active_mlflow_run(tiny, tmp
         logged = client.get_run(run.info.run_id).data
         history = client.get_metric_history(run.info.run_id, "reward")
         artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "rollouts")]
-    finally:
-        mlflow.set_tracking_uri(None)
     assert result.run_id == run.info.run_id and result.steps == 2
     assert [m.step for m in history] == [1, 2] and history[-1].value == pytest.approx(result.history[-1]["reward"])
     assert {"alignment", "diversity", "ce", "grad_norm"} <= set(logged.metrics)
