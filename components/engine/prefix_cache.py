@@ -12,6 +12,7 @@ non-reentrant checkpointing recomputes whatever they depend on (docs/method.md Â
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -43,8 +44,7 @@ class PrefixCache(DynamicCache):
 
     def for_samples(self, repeats: int) -> PrefixCache:
         """Pass 2's cache: one copy of the chunk's keys and values per sample, only read."""
-        reader = PrefixCache.__new__(PrefixCache)
-        reader.__dict__ = dict(self.__dict__)
+        reader = copy.copy(self)
         reader.layers = []
         for stored in self.layers:
             layer = PrefixLayer()

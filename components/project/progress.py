@@ -38,6 +38,7 @@ class ProgressReader:
         for line in done:
             found = BAR.search(line)
             if found:
-                state = BarState(**{**found.groupdict(), "percent": int(found["percent"])})
-                latest[state.desc.strip()] = BarState(**{**state.__dict__, "desc": state.desc.strip()})
+                fields = found.groupdict() | {"desc": found["desc"].strip(), "percent": int(found["percent"])}
+                state = BarState(**fields)
+                latest[state.desc] = state
         return list(latest.values())

@@ -6,7 +6,6 @@ Where runs go: the given URI, else ``MLFLOW_TRACKING_URI``, else a local SQLite 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
@@ -20,7 +19,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
-from components.training.run_log import RunLog
+from components.training.run_log import RunLog, param_value
 
 DEFAULT_DB = "mlruns.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
@@ -82,7 +81,7 @@ class RunTracker(RunLog):
         return self.run_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        items = [Param(k, json.dumps(v) if isinstance(v, list | dict) else str(v)[:6000]) for k, v in params.items()]
+        items = [Param(k, param_value(v)) for k, v in params.items()]
         for lo in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[lo : lo + 100])
 

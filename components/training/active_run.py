@@ -3,7 +3,6 @@ the user's code), through MLflow's own fluent API. The run is the user's: the tr
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import mlflow
 from mlflow.exceptions import MlflowException
 
-from components.training.run_log import RunLog
+from components.training.run_log import RunLog, param_value
 
 
 class ActiveRunLog(RunLog):
@@ -25,7 +24,7 @@ class ActiveRunLog(RunLog):
         return run.info.run_id if run else None
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        values = {k: json.dumps(v) if isinstance(v, list | dict) else str(v)[:6000] for k, v in params.items()}
+        values = {k: param_value(v) for k, v in params.items()}
         try:
             mlflow.log_params(values)
         except MlflowException as err:  # the run already holds these params with other values (a second train())

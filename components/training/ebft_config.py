@@ -24,8 +24,6 @@ from components.data.config import DataConfig
 from components.engine.config import ForwardMode, SamplingConfig
 from components.engine.layout import StridedLayout
 from components.method.config import (
-    DocumentMasking,
-    EBFTOptions,
     EBFTStepConfig,
     FeatureConfig,
     KLEstimator,
@@ -41,29 +39,28 @@ from components.training.config import OptimizerConfig, SchedulerConfig, Trainer
 # The trainer settings that only the pipeline's train stage reads (which methods, LoRA from params.yaml, the
 # multi-process relaunch); in the API they are the trainer's arguments (peft_config) or accelerate's business.
 STAGE_ONLY = ("methods", "lora", "num_processes", "accelerate_config", "launch")
+BF16_PRECISION = {None: "auto", True: "bf16", False: "no"}  # EBFTConfig.bf16 -> train.mixed_precision
 HOMES = {
     "trainer": TrainerConfig,
     "trainer.optimizer": OptimizerConfig,
     "trainer.scheduler": SchedulerConfig,
-    "step": EBFTOptions,
+    "step": EBFTStepConfig,
     "step.sampling": SamplingConfig,
     "step.rewards": RewardConfig,
     "step.loss": LossConfig,
     "step.layout": StridedLayout,
     "step.features": FeatureConfig,
-    "step.document": DocumentMasking,
 }
 
 
 def home(path: str, default: Any = ..., description: str | None = None) -> Any:
     """A field declared where ``path`` (e.g. ``trainer.optimizer.lr``) lives: same default, limits, description."""
     parent, name = path.rsplit(".", 1)
-    model = EBFTStepConfig if parent == "step" and name == "logit_chunk_size" else HOMES[parent]
-    info: FieldInfo = copy.copy(model.model_fields[name])
+    info: FieldInfo = copy.copy(HOMES[parent].model_fields[name])
     if default is not ...:
         info.default, info.default_factory = default, None
     info.description = description or info.description
-    info.json_schema_extra = {"home": path.replace("step.document.", "step.")}
+    info.json_schema_extra = {"home": path}
     return info
 
 
@@ -109,7 +106,7 @@ class EBFTConfig(Settings):
     beta: float = home("step.loss.kl_coef")
     kl_estimator: KLEstimator = home("step.loss.kl_estimator")
     completion_only_loss: bool = home("step.qa_masking")
-    document_masking: bool = home("step.document.document_masking")
+    document_masking: bool = home("step.document_masking")
     forward_mode: ForwardMode = home("step.forward_mode")
     logit_chunk_size: int = home("step.logit_chunk_size")
     # the frozen feature network's read-out (docs/method.md §3)
@@ -150,7 +147,7 @@ class EBFTConfig(Settings):
 
     @property
     def mixed_precision(self) -> str:
-        return {None: "auto", True: "bf16", False: "no"}[self.bf16]
+        return BF16_PRECISION[self.bf16]
 
     def to_settings(self) -> tuple[TrainerConfig, EBFTStepConfig]:
         """The training loop's and the EBFT step's settings (stage-only trainer settings at their defaults)."""
@@ -171,7 +168,7 @@ class EBFTConfig(Settings):
         values = {name: _get(tree, path) for name, path in field_homes().items()}
         values["adam_beta1"], values["adam_beta2"] = trainer.optimizer.betas
         values["per_device_train_batch_size"] = trainer.micro_batch_chunks * step.sampling.n_samples
-        values["bf16"] = {"auto": None, "bf16": True, "no": False}[trainer.mixed_precision]
+        values["bf16"] = {precision: bf16 for bf16, precision in BF16_PRECISION.items()}[trainer.mixed_precision]
         return cls(**values, **extra)
 
 

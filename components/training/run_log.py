@@ -7,9 +7,15 @@ tracking backend.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+
+def param_value(value: Any) -> str:
+    """A setting as an MLflow param: lists and dicts as JSON, the rest as text, within MLflow's 6000 characters."""
+    return json.dumps(value) if isinstance(value, list | dict) else str(value)[:6000]
 
 
 class RunLog:
