@@ -24,6 +24,9 @@ class StridedPolicy(torch.nn.Module):
         super().__init__()
         check_logit_head(lm)  # before any wrapper shards it
         self.lm = lm
+        # FSDP's transformer-based wrap policy reads this from the model it prepares: without it the whole policy
+        # would be one unit, every weight gathered at once
+        self._no_split_modules = getattr(lm, "_no_split_modules", None)
 
     def forward(
         self,

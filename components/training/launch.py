@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import yaml
 from accelerate import Accelerator
+from accelerate.utils import InitProcessGroupKwargs
 
 from components.training.config import TrainerConfig
 from components.training.lora import add_lora
@@ -91,9 +92,13 @@ def _int_env(env: Mapping[str, str], name: str, default: int | None) -> int | No
 
 
 def new_accelerator(mixed_precision: str) -> Accelerator:
-    """``auto``: bf16 autocast on GPU, fp32 on CPU."""
+    """``auto``: bf16 autocast on GPU, fp32 on CPU. Under a DeepSpeed launch config without a GPU, DeepSpeed's CPU
+    accelerator over gloo (accelerate takes the DeepSpeed path only when not told to use the CPU)."""
     gpu = torch.cuda.is_available()
     precision = ("bf16" if gpu else "no") if mixed_precision == "auto" else mixed_precision
+    if not gpu and os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+        gloo = InitProcessGroupKwargs(backend="gloo")
+        return Accelerator(cpu=False, mixed_precision=precision, kwargs_handlers=[gloo])
     return Accelerator(cpu=not gpu, mixed_precision=precision)
 
 

@@ -18,7 +18,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator, DistributedType
+from accelerate import Accelerator
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
@@ -32,6 +32,7 @@ from components.method.feature_cache import FeatureCache
 from components.method.feature_network import FeatureNetwork
 from components.method.rlvr_step import RLVRStep
 from components.method.sft_step import SFTStep
+from components.training import deepspeed_engine
 from components.training.checkpointing import (
     TrainingState,
     latest_checkpoint,
@@ -46,6 +47,7 @@ from components.training.memory import peak_memory, reset_peak_memory
 from components.training.rollout_table import rollout_table
 from components.training.run_log import RunLog
 from components.training.run_record import TrainingResult
+from components.training.sharding import gathered, total_grad_norm
 
 
 class Trainer:
@@ -86,6 +88,8 @@ class Trainer:
             num_warmup_steps=math.ceil(self.cfg.scheduler.warmup_ratio * self.cfg.steps),
             num_training_steps=self.cfg.steps,
         )
+        if deepspeed_engine.uses_deepspeed(accelerator):
+            deepspeed_engine.configure(accelerator, config.micro_batch_chunks, config.grad_clip)
         # The scheduler is stepped by hand once per optimizer step (accelerate's wrapper would step it once per
         # process), so only model and optimizer are prepared; the scheduler is registered for checkpoints.
         self.policy, self.optimizer = accelerator.prepare(policy, self.optimizer)
@@ -98,18 +102,13 @@ class Trainer:
         return self.accelerator.device
 
     @contextmanager
-    def trained_model(self, adapter_dir: Path | None = None) -> Iterator[torch.nn.Module]:
-        """The trained language model with full weights and LoRA merged (under FSDP: gathered on the main process;
-        every process must enter this). ``adapter_dir`` (main process): the LoRA adapter alone is saved there too."""
-        gather = nullcontext()
-        if self.accelerator.distributed_type == DistributedType.FSDP:
-            from torch.distributed.fsdp import FullyShardedDataParallel
-
-            gather = FullyShardedDataParallel.summon_full_params(
-                self.policy, writeback=False, rank0_only=True, offload_to_cpu=True
-            )
-        with gather:
-            yield merged(self.accelerator.unwrap_model(self.policy).lm, adapter_dir).eval()
+    def trained_model(self, adapter_dir: Path | None = None) -> Iterator[torch.nn.Module | None]:
+        """The trained language model with full weights and LoRA merged. Every process must enter this (under FSDP
+        the weights are gathered); under FSDP2 only the main process gets the model, the others None.
+        ``adapter_dir``: the LoRA adapter alone is saved there too, by the main process."""
+        main = self.accelerator.is_main_process
+        with gathered(self.policy, self.accelerator.unwrap_model(self.policy).lm) as lm:
+            yield None if lm is None else merged(lm, adapter_dir if main else None).eval()
 
     def _restore(self) -> TrainingState:
         state = TrainingState(step=0, fingerprint=self.fingerprint)
@@ -128,6 +127,10 @@ class Trainer:
 
     def run(self, run_name: str, tags: dict[str, str], params_to_log: dict) -> TrainingResult:
         start = time.perf_counter()
+        acc = self.accelerator
+        if acc.is_main_process:
+            self.log(f"[{self.method}] {acc.num_processes} process(es) on {acc.device.type}, "
+                     f"{acc.distributed_type.value}, mixed precision {acc.mixed_precision}")  # fmt: skip
         state = self._restore()
         resumed = state.mlflow_run_id
         state.mlflow_run_id = self.tracker.start(run_name, tags, resume_run_id=resumed)
@@ -185,7 +188,10 @@ class Trainer:
                     update_start = time.perf_counter()
                     loss, metrics = self.step_runner.loss(batch)
                     totals["tokens/update"] += batch.input_ids.numel()
-                acc.backward(loss / n_micro)
+                if deepspeed_engine.uses_deepspeed(acc):
+                    deepspeed_engine.backward(self.policy, loss / n_micro, last_micro_batch=j == n_micro - 1)
+                else:
+                    acc.backward(loss / n_micro)
             totals["time/update_s"] += time.perf_counter() - update_start
             for key, value in metrics.items():
                 totals[key] += value / n_micro if not key.startswith("time/") else value
@@ -194,11 +200,12 @@ class Trainer:
 
     def _clip_and_step(self) -> float:
         params = [p for p in self.policy.parameters() if p.requires_grad]
-        if self.cfg.grad_clip is not None:
+        if deepspeed_engine.uses_deepspeed(self.accelerator):  # the engine has clipped and stepped in backward
+            norm = deepspeed_engine.grad_norm(self.policy)
+        elif self.cfg.grad_clip is not None:
             norm = self.accelerator.clip_grad_norm_(params, self.cfg.grad_clip)
         else:
-            grads = [p.grad.detach().norm() for p in params if p.grad is not None]
-            norm = torch.stack(grads).norm() if grads else torch.zeros(())
+            norm = total_grad_norm(params)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)

@@ -119,20 +119,23 @@ def test_killed_run_resumes_to_the_same_weights(workdir, tmp_path_factory):
     assert not (workdir / "checkpoints/ebft").exists()  # removed once the stage's outputs were committed
 
 
-def test_two_processes_match_one_process(workdir, tmp_path_factory):
+@pytest.mark.parametrize("launch_config", [None, "infra/accelerate/cpu_deepspeed_zero2.yaml"], ids=["ddp", "zero2"])
+def test_two_processes_match_one_process(workdir, tmp_path_factory, launch_config):
     # Same global batch (2 chunks per step); one process does them as two micro-batches, two processes one each.
     common = {"methods": ["ebft"], "steps": 3, "rollouts_per_step": 8, "micro_batch_chunks": 1}
     single = link_inputs(workdir, tmp_path_factory.mktemp("one-process"))
     write_params(single / "params.yaml", {"train": common, "tracking": {"log_model": False}})
     run_stage(single)
-    write_params(workdir / "params.yaml", {"train": common | {"num_processes": 2}, "tracking": {"log_model": False}})
+    two = {"num_processes": 2, "accelerate_config": launch_config and str(ROOT / launch_config)}
+    write_params(workdir / "params.yaml", {"train": common | two, "tracking": {"log_model": False}})
     out = run_stage(workdir)
     assert "relaunching with 2 processes" in out.stdout
+    assert f"2 process(es) on cpu, {'DEEPSPEED' if launch_config else 'MULTI_CPU'}" in out.stdout + out.stderr
     assert_same_weights(workdir / "models/trained/ebft", single / "models/trained/ebft", atol=1e-6)
     one = json.loads((single / "metrics/train.json").read_text())["ebft"]["final"]
     two = json.loads((workdir / "metrics/train.json").read_text())["ebft"]["final"]
-    assert two["reward"] == pytest.approx(one["reward"], abs=1e-5)
-    assert two["loss"] == pytest.approx(one["loss"], abs=1e-5)
+    for key in ("reward", "loss", "grad_norm"):
+        assert two[key] == pytest.approx(one[key], abs=1e-5), key
 
 
 def test_a_cache_built_for_other_settings_stops_before_training(workdir):
