@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from components.data.config import Split
+from components.data.config import Dtype, Split
 from components.engine.layout import StridedLayout
 from components.method.config import DocumentMasking, FeaturesConfig
 from components.settings import Settings
@@ -62,6 +62,10 @@ class EvalConfig(Settings):
     feature_samples: int = Field(4, ge=1, description="samples per block for feature matching (best-of-k)")
     temperature: float = Field(0.6, gt=0, description="sampling temperature for feature matching")
     seed: int = Field(0, ge=0, lt=2**32)
+    dtype: Dtype | Literal["auto"] = Field(
+        "auto",
+        description="weights of the models scored; auto: bfloat16 on GPU (no master weights to keep), float32 on CPU",
+    )
     code: CodeEvalConfig = CodeEvalConfig()
     translation: TranslationEvalConfig = TranslationEvalConfig()
 
