@@ -104,6 +104,7 @@ gpu-check: setup
 	$(BIN)/python -m benchmarks.train_step --device cuda --shape qwen2.5-1.5b --seq-len 1024 \
 		--out benchmarks/results/train_step_gpu.json
 	$(BIN)/python -m benchmarks.checkpointed_forward --device cuda --out benchmarks/results/checkpointed_forward_gpu.json
+	$(BIN)/python -m benchmarks.attention --device cuda --out benchmarks/results/attention_gpu.json
 
 bench-sampling: setup
 	$(BIN)/python -m benchmarks.sampling --out benchmarks/results/sampling_cpu_L512.json

@@ -13,9 +13,9 @@ from pydantic import Field
 from components.settings import Settings
 
 # cached: the chunk once into a KV cache, then every sample's generated tokens against it (L + n·NB·G positions);
-# dense: one chunk + generated sequence per sample with the dense mask (n·(L + NB·G)), needed with activation
-# checkpointing, under which HF models drop the cache.
-ForwardMode = Literal["cached", "dense"]
+# flex: cached, with FlexAttention block masks instead of dense additive masks (flash-style kernels on GPU);
+# dense: one chunk + generated sequence per sample with the dense mask (n·(L + NB·G)), the reference layout.
+ForwardMode = Literal["cached", "flex", "dense"]
 
 
 class SamplingConfig(Settings):

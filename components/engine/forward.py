@@ -1,9 +1,10 @@
 """One forward over chunk + generated tokens: the policy's log-probs (training) and any network's hidden states.
 
-Two interchangeable modes give identical results (tests/engine/test_oracle.py):
+Three interchangeable modes give identical results (tests/engine/test_oracle.py):
 - ``cached``: the chunk runs once per chunk (B rows) into a KV cache, which is repeated for the n samples; the
   generated segment (B*n rows, NB*G tokens) then attends to it. Gradients flow through the cache into the chunk's
   computation. Cost per chunk: L + n*NB*G tokens. The cache survives activation checkpointing (prefix_cache.py).
+- ``flex``: ``cached`` with FlexAttention block masks instead of dense additive ones (flex_attention.py).
 - ``dense``: the reference layout, one (L + NB*G)-token sequence per sample with a dense mask. Cost per chunk:
   n*(L + NB*G) tokens.
 
@@ -18,6 +19,7 @@ import torch
 
 from components.engine.causal_lm import HiddenLayers, hidden_states, lm_config, logit_head
 from components.engine.config import ForwardMode
+from components.engine.flex_attention import strided_block_masks, use_flex_attention
 from components.engine.masks import StridedMasks
 from components.engine.prefix_cache import PrefixCache, replay_safe
 from components.engine.token_logprobs import token_logprobs
@@ -52,16 +54,25 @@ def strided_hidden_states(
             f"gen_tokens must be (B*n, NB*G) = ({B}*n, {masks.layout.gen_len}), got {tuple(gen_tokens.shape)}"
         )
     per_sample = masks.per_sample(n)
-    if mode == "cached":
+    if mode in ("cached", "flex"):
+        prompt_mask, gen_mask = masks.prompt_mask, per_sample.gen_mask
+        if mode == "flex":
+            trains = torch.is_grad_enabled() and any(p.requires_grad for p in model.parameters())
+            if input_ids.device.type == "cpu" and trains:
+                raise ValueError(
+                    "forward_mode 'flex': FlexAttention has no backward on CPU (torch 2.13); train with 'cached' "
+                    "on CPU, flex is for CUDA"
+                )
+            use_flex_attention(model)
+            prompt_mask, gen_mask = strided_block_masks(masks, B, n)
         cache = PrefixCache(lm_config(model))  # safe to replay: works under activation checkpointing
         # use_cache=False: the layers fill the cache anyway; asking for it back would only make HF warn (and refuse)
         # under checkpointing
         with replay_safe(model):
-            prompt = hidden_states(model, input_ids, masks.prompt_mask, masks.prompt_positions, cache=cache,
+            prompt = hidden_states(model, input_ids, prompt_mask, masks.prompt_positions, cache=cache,
                                    layers=layers, use_cache=False)  # fmt: skip
-            mask, positions = per_sample.gen_mask, per_sample.gen_positions
-            gen = hidden_states(model, gen_tokens, mask, positions, cache=cache.for_samples(n), layers=layers,
-                                use_cache=False)  # fmt: skip
+            gen = hidden_states(model, gen_tokens, gen_mask, per_sample.gen_positions, cache=cache.for_samples(n),
+                                layers=layers, use_cache=False)  # fmt: skip
         return prompt, gen
     if mode == "dense":
         mask, positions = per_sample.dense()
@@ -70,7 +81,7 @@ def strided_hidden_states(
         prompt = tuple(None if h is None else h[::n, :L] for h in full)
         gen = tuple(None if h is None else h[:, L:] for h in full)
         return prompt, gen
-    raise ValueError(f"mode={mode!r}; allowed: 'cached', 'dense'")
+    raise ValueError(f"mode={mode!r}; allowed: 'cached', 'flex', 'dense'")
 
 
 @dataclass(frozen=True)

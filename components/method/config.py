@@ -116,8 +116,9 @@ class EBFTOptions(Settings):
     qa_masking: bool = Field(False, description="rewards and CE only on answer tokens")
     forward_mode: ForwardMode = Field(
         "cached",
-        description="'cached': the chunk once per chunk (L + n*NB*G positions); 'dense': one sequence per "
-        "sample (n*(L + NB*G)), the reference the oracle tests compare with",
+        description="'cached': the chunk once per chunk (L + n*NB*G positions); 'flex': cached with FlexAttention "
+        "block masks (GPU kernels that skip masked tiles); 'dense': one sequence per sample (n*(L + NB*G)), the "
+        "reference the oracle tests compare with",
     )
     rlvr: RLVRConfig = RLVRConfig()
 

@@ -75,7 +75,7 @@ class TrainerConfig(Settings):
     scheduler: SchedulerConfig = SchedulerConfig()
     grad_clip: float | None = Field(1.0, gt=0, description="max gradient norm; null = no clipping")
     gradient_checkpointing: bool = Field(
-        False, description="activation checkpointing of the decoder layers (works with either forward_mode)"
+        False, description="activation checkpointing of the decoder layers (works with every forward_mode)"
     )
     lora: LoraSettings = LoraSettings()
     mixed_precision: Literal["auto", "no", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")

@@ -56,7 +56,7 @@ def test_strided_blocks_equal_plain_causal_forwards(architecture, with_docs, see
     samples = sample_strided(model, x, layout, cfg, gen, masks)
     flat = samples.step_major(layout)
     by_mode = {}
-    for mode in ("cached", "dense"):
+    for mode in ("cached", "flex", "dense"):
         lp = strided_logprobs(model, x, flat, masks, temperature=temperature, mode=mode)
         gen_feats, gt_feats = features.strided_features(x, flat, masks, mode=mode)
         by_mode[mode] = (layout.to_block_major(lp.gen_logprobs).reshape(B, n, -1, G), gen_feats, gt_feats)
@@ -119,8 +119,9 @@ def test_ce_term_equals_the_ordinary_lm_loss(architecture):
     x = torch.randint(2, model.config.vocab_size, (3, layout.seq_len))
     masks = build_strided_masks(layout)
     samples = sample_strided(model, x, layout, SamplingConfig(n_samples=2), torch.Generator().manual_seed(0))
-    for mode in ("cached", "dense"):
-        lp = strided_logprobs(model, x, samples.step_major(layout), masks, temperature=0.6, mode=mode, chunk_size=7)
+    for mode in ("cached", "flex", "dense"):
+        with torch.no_grad():  # FlexAttention has no CPU backward; flex gradients are a GPU check (tests/gpu)
+            lp = strided_logprobs(model, x, samples.step_major(layout), masks, temperature=0.6, mode=mode, chunk_size=7)
         ce = -lp.gt_logprobs.mean()
         assert abs(ce.item() - model(x, labels=x).loss.item()) < 1e-5
 
@@ -152,7 +153,11 @@ def test_the_cached_forward_keeps_its_prefix_under_activation_checkpointing(arch
     samples = sample_strided(model, x, layout, SamplingConfig(n_samples=3), torch.Generator().manual_seed(0), masks)
     weights = torch.randn(6, layout.gen_len)
     results = {}
-    for name, checkpointing, mode in (("plain", False, "dense"), ("cached", True, "cached"), ("dense", True, "dense")):
+    for name, checkpointing, mode in (
+        ("plain", False, "dense"),
+        ("cached", True, "cached"),
+        ("dense", True, "dense"),
+    ):
         if checkpointing:
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         model.zero_grad()
@@ -179,3 +184,13 @@ def test_per_chunk_generators_make_samples_independent_of_batch_mates():
     assert torch.equal(together.tokens[1], alone.tokens[0])
     dense = sample_strided_dense(model, x, layout, cfg, gens([10, 11, 12]))
     assert torch.equal(together.tokens, dense.tokens)
+
+
+def test_flex_refuses_to_train_on_cpu_and_says_what_to_use():
+    layout = StridedLayout(seq_len=12, context=2, stride=2, block_len=2)
+    model = tiny_causal_lm("llama", seed=0)
+    x = torch.randint(2, 101, (1, layout.seq_len))
+    masks = build_strided_masks(layout)
+    samples = sample_strided(model, x, layout, SamplingConfig(n_samples=2), torch.Generator().manual_seed(0), masks)
+    with pytest.raises(ValueError, match=r"no backward on CPU.*'cached'"):
+        strided_logprobs(model, x, samples.step_major(layout), masks, temperature=0.6, mode="flex")

@@ -44,6 +44,35 @@ def test_bf16_strided_log_probs_equal_plain_causal_forwards():
     assert worst < BF16_TOL, worst
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_flex_attention_gives_the_cached_forwards_log_probs_and_gradients(dtype):
+    """FlexAttention's backward exists only on CUDA: the CPU oracle tests check flex's forward, this its gradients."""
+    layout = StridedLayout(seq_len=64, context=8, stride=8, block_len=8)
+    x = torch.randint(2, 101, (2, layout.seq_len), device="cuda")
+    masks = build_strided_masks(layout, doc_ids=(torch.arange(64, device="cuda")[None] >= 30).long().expand(2, -1),
+                                dtype=dtype, device="cuda")  # fmt: skip
+    results = {}
+    for name, mode, checkpointing in (
+        ("cached", "cached", False),
+        ("flex", "flex", False),
+        ("flex+ckpt", "flex", True),
+    ):
+        model = tiny_causal_lm("qwen2", hidden_size=128, seed=1).cuda().to(dtype).train()
+        if checkpointing:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        samples = sample_strided(
+            model, x, layout, SamplingConfig(n_samples=2), torch.Generator(device="cuda").manual_seed(0), masks
+        )
+        lp = strided_logprobs(model, x, samples.step_major(layout), masks, temperature=0.6, mode=mode)
+        (lp.gen_logprobs.mean() - lp.gt_logprobs.mean()).backward()
+        grads = torch.cat([p.grad.float().flatten() for p in model.parameters()])
+        results[name] = (lp.gen_logprobs.detach().float(), grads)
+    tol, rtol = (1e-4, 1e-3) if dtype == torch.float32 else (BF16_TOL, 0.05)
+    for name in ("flex", "flex+ckpt"):
+        assert (results[name][0] - results["cached"][0]).abs().max() < tol, name
+        assert torch.allclose(results[name][1], results["cached"][1], atol=tol, rtol=rtol), name
+
+
 def test_cached_and_dense_samplers_draw_the_same_tokens_on_cuda():
     layout = StridedLayout(seq_len=64, context=8, stride=8, block_len=8)
     model = tiny_causal_lm("qwen2", hidden_size=64, seed=3).cuda()
