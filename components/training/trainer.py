@@ -72,6 +72,11 @@ class Trainer:
         log: Callable[[str], None] = print,
     ):
         self.method, self.cfg, self.accelerator = method, config, accelerator
+        if method != "sft" and ebft.forward_mode == "flex" and accelerator.device.type == "cpu":
+            raise ValueError(
+                "train.forward_mode 'flex' trains only on CUDA: FlexAttention has no backward on CPU (torch 2.13); "
+                "use 'cached' here"
+            )
         self.chunks_per_step = config.chunks_per_step(ebft.sampling.n_samples)
         self.split, self.cache, self.tokenizer, self.log = train_split, feature_cache, tokenizer, log
         self.checkpoint_dir, self.fingerprint = Path(checkpoint_dir), fingerprint

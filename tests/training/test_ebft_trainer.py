@@ -123,6 +123,13 @@ def test_answers_too_short_for_a_block_are_refused_with_completion_only_loss(tin
         EBFTTrainer(new_model(), args, short, tokenizer)
 
 
+def test_flex_attention_is_refused_for_training_on_cpu_before_any_step(tiny, tmp_path):
+    new_model, tokenizer, dataset = tiny
+    args = EBFTConfig(output_dir=str(tmp_path), max_steps=1, forward_mode="flex", **TINY)
+    with pytest.raises(ValueError, match="'flex' trains only on CUDA: FlexAttention has no backward on CPU"):
+        EBFTTrainer(new_model(), args, dataset, tokenizer)
+
+
 def test_rlvr_on_chunks_too_short_for_a_whole_document_is_refused(tiny, tmp_path):
     new_model, tokenizer, dataset = tiny
     short = TINY | {"max_length": 24}  # documents take about 40 tokens
