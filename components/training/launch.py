@@ -45,7 +45,8 @@ def launch_command(
     """The ``accelerate launch`` command line: the launch config file (``train.accelerate_config``; on CPU the gloo
     one), and where the processes meet from ``train.launch``, the environment (EBFT_*) or the config file, in that
     order of precedence: environment, params, file."""
-    config_file = config.accelerate_config or (None if cuda else str(ROOT / "infra/accelerate/cpu_ddp.yaml"))
+    config_file = launch_config_file(config.accelerate_config) if config.accelerate_config else None
+    config_file = config_file or (None if cuda else str(ROOT / "infra/accelerate/cpu_ddp.yaml"))
     in_file = yaml.safe_load(Path(config_file).read_text()) or {} if config_file else {}
     launch = config.launch
     machines = _int_env(env, "EBFT_NUM_MACHINES", launch.num_machines) or in_file.get("num_machines") or 1
@@ -73,6 +74,16 @@ def launch_command(
     else:
         cmd += ["--main_process_port", str(port or free_port())]  # free: parallel runs on one machine do not collide
     return [*cmd, "-m", module, "--params", params_path]
+
+
+def launch_config_file(name: str) -> str:
+    """``train.accelerate_config`` as a path: as given, else relative to this project (so
+    ``infra/accelerate/deepspeed_zero2.yaml`` works from a run folder too)."""
+    for path in (Path(name), ROOT / name):
+        if path.is_file():
+            return str(path)
+    known = ", ".join(sorted(f"infra/accelerate/{p.name}" for p in (ROOT / "infra/accelerate").glob("*.yaml")))
+    raise ValueError(f"train.accelerate_config={name!r}: no such file here or in {ROOT}; the project's: {known}")
 
 
 def free_port() -> int:

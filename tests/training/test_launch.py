@@ -53,6 +53,14 @@ def test_launches_that_cannot_meet_are_refused_before_starting(env, train, messa
         command(env, **({"num_processes": 16} | train))
 
 
+def test_a_launch_config_is_found_in_the_project_from_anywhere_and_a_missing_one_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cmd = command(num_processes=2, accelerate_config="infra/accelerate/deepspeed_zero2.yaml")
+    assert flag(cmd, "--config_file") == str(ROOT / "infra/accelerate/deepspeed_zero2.yaml")
+    with pytest.raises(ValueError, match=r"'infra/accelerate/zero9.yaml': no such file.*deepspeed_zero2.yaml"):
+        command(num_processes=2, accelerate_config="infra/accelerate/zero9.yaml")
+
+
 CONFIGS = sorted((ROOT / "infra/accelerate").glob("*.yaml"))
 
 
