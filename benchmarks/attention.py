@@ -14,13 +14,10 @@ says nothing about GPU speed).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import statistics
 
 import torch
 
-from benchmarks.common import SHAPES, environment, run_isolated, shaped_model, timed, write_json
-from components.engine.forward import strided_logprobs
+from benchmarks.common import SHAPES, environment, run_isolated, shaped_model, time_training_forward, write_json
 from components.engine.layout import StridedLayout
 from components.engine.masks import build_strided_masks
 
@@ -40,24 +37,10 @@ def one_way(way: str, shape: str, seq_len: int, n: int, repeats: int, device: st
     tokens = torch.randint(1, vocab, (n, layout.gen_len), generator=gen).to(device)
     cuda = device.startswith("cuda")
     masks = build_strided_masks(layout, dtype=torch.bfloat16 if cuda else torch.float32, device=device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
-
-    def step() -> float:
-        model.zero_grad(set_to_none=True)
-        with autocast, torch.no_grad() if forward_only else contextlib.nullcontext():
-            lp = strided_logprobs(model, ids, tokens, masks, temperature=0.6, mode=mode)
-            loss = lp.gen_logprobs.float().mean() - lp.gt_logprobs.float().mean()
-        if not forward_only:
-            loss.backward()
-        return float(loss.detach())
-
-    runs = [timed(device, step) for _ in range(repeats + 1)][1:]
-    return {
-        "way": way,
-        "seconds": statistics.median(s for _, s, _ in runs),
-        "peak_mb": statistics.median(m for _, _, m in runs),
-        "loss": runs[0][0],
-    }
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else None
+    timing = time_training_forward(model, ids, tokens, masks, mode, device, repeats, autocast=autocast,
+                                   backward=not forward_only)  # fmt: skip
+    return {"way": way, **timing}
 
 
 def main() -> None:

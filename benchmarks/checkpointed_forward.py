@@ -12,12 +12,10 @@ warm-up. On CPU the peak is the process's RSS high-water mark above where it sta
 from __future__ import annotations
 
 import argparse
-import statistics
 
 import torch
 
-from benchmarks.common import environment, run_isolated, smollm2_shaped_model, timed, write_json
-from components.engine.forward import strided_logprobs
+from benchmarks.common import environment, run_isolated, smollm2_shaped_model, time_training_forward, write_json
 from components.engine.layout import StridedLayout
 from components.engine.masks import build_strided_masks
 
@@ -35,22 +33,9 @@ def one_way(way: str, seq_len: int, n: int, repeats: int, device: str) -> dict:
     tokens = torch.randint(1, 49_152, (n, layout.gen_len), generator=gen).to(device)
     masks = build_strided_masks(layout, device=device)
 
-    def step() -> float:
-        model.zero_grad(set_to_none=True)
-        lp = strided_logprobs(model, ids, tokens, masks, temperature=0.6, mode=mode)
-        loss = lp.gen_logprobs.mean() - lp.gt_logprobs.mean()
-        loss.backward()
-        return float(loss.detach())
-
-    runs = [timed(device, step) for _ in range(repeats + 1)][1:]
     positions = seq_len + n * layout.gen_len if mode == "cached" else n * (seq_len + layout.gen_len)
-    return {
-        "way": way,
-        "positions_per_chunk": positions,
-        "seconds": statistics.median(s for _, s, _ in runs),
-        "peak_mb": statistics.median(m for _, _, m in runs),
-        "loss": runs[0][0],
-    }
+    timing = time_training_forward(model, ids, tokens, masks, mode, device, repeats)
+    return {"way": way, "positions_per_chunk": positions, **timing}
 
 
 def main() -> None:

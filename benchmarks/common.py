@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
 import platform
+import statistics
 import subprocess
 import time
 from collections.abc import Callable
@@ -95,6 +97,39 @@ def timed(device: str, fn: Callable[[], Any]) -> tuple[Any, float, float]:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
     return result, seconds, peak_memory(device) - start_mb
+
+
+def time_training_forward(
+    model: torch.nn.Module,
+    ids: torch.Tensor,
+    tokens: torch.Tensor,
+    masks,
+    mode: str,
+    device: str,
+    repeats: int,
+    *,
+    autocast: contextlib.AbstractContextManager | None = None,
+    backward: bool = True,
+) -> dict[str, float]:
+    """The policy's training forward (log-probs of the generated tokens and the chunk's CE) and its backward, timed:
+    medians of seconds and peak MB over ``repeats`` runs after one warm-up, and the loss of the first timed run."""
+    from components.engine.forward import strided_logprobs
+
+    def step() -> float:
+        model.zero_grad(set_to_none=True)
+        with autocast or contextlib.nullcontext(), contextlib.nullcontext() if backward else torch.no_grad():
+            lp = strided_logprobs(model, ids, tokens, masks, temperature=0.6, mode=mode)
+            loss = lp.gen_logprobs.float().mean() - lp.gt_logprobs.float().mean()
+        if backward:
+            loss.backward()
+        return float(loss.detach())
+
+    runs = [timed(device, step) for _ in range(repeats + 1)][1:]
+    return {
+        "seconds": statistics.median(s for _, s, _ in runs),
+        "peak_mb": statistics.median(m for _, _, m in runs),
+        "loss": runs[0][0],
+    }
 
 
 def run_isolated(fn: Callable[..., dict], *args: Any) -> dict:

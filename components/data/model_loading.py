@@ -151,6 +151,9 @@ def load_tokenizer(tokenizer_dir: str | Path):
 
 
 def load_model(model_dir: str | Path, dtype: str = "float32", device: str | torch.device = "cpu") -> PreTrainedModel:
+    """A saved causal LM in eval mode on ``device``; ``dtype`` 'auto': bfloat16 on CUDA, float32 elsewhere."""
     if not Path(model_dir).is_dir():
         raise FileNotFoundError(f"{model_dir} not found: build it first (`dvc repro base_model`)")
+    if dtype == "auto":
+        dtype = "bfloat16" if torch.device(device).type == "cuda" else "float32"
     return AutoModelForCausalLM.from_pretrained(model_dir, dtype=DTYPES[dtype]).to(device).eval()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 
 import torch
+from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
@@ -29,29 +30,23 @@ NAME = "ebft_strided"
 
 
 def strided_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
-    from torch.nn.attention.flex_attention import BlockMask
-
     if not isinstance(attention_mask, BlockMask):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
     if dropout > 0:
         raise ValueError("forward_mode flex does not support attention dropout; set the model's attention_dropout to 0")
-    attend = _compiled_flex() if query.is_cuda else _eager_flex()
+    if not query.is_cuda and query.requires_grad:
+        raise ValueError(
+            "forward_mode 'flex': FlexAttention has no backward on CPU (torch 2.13); train with 'cached' on CPU, "
+            "flex is for CUDA"
+        )
+    attend = _compiled_flex() if query.is_cuda else flex_attention
     out = attend(query, key, value, block_mask=attention_mask, scale=scaling, enable_gqa=query.shape[1] != key.shape[1])
     return out.transpose(1, 2).contiguous(), None
 
 
 @functools.cache
 def _compiled_flex():
-    from torch.nn.attention.flex_attention import flex_attention
-
     return torch.compile(flex_attention)
-
-
-@functools.cache
-def _eager_flex():
-    from torch.nn.attention.flex_attention import flex_attention
-
-    return flex_attention
 
 
 AttentionInterface.register(NAME, strided_attention)
@@ -76,8 +71,6 @@ def use_flex_attention(model: torch.nn.Module) -> None:
 def block_mask(additive: torch.Tensor, rows: int):
     """A BlockMask allowing exactly where the additive mask (B|1, 1, Q, KV) is 0, for ``rows`` batch rows (a mask
     shared by every row, dim 0 == 1, gives one mask broadcast over the batch)."""
-    from torch.nn.attention.flex_attention import create_block_mask
-
     allowed = additive[:, 0] == 0
     q_len, kv_len = allowed.shape[-2:]
     if allowed.shape[0] == 1:

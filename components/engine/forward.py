@@ -57,12 +57,6 @@ def strided_hidden_states(
     if mode in ("cached", "flex"):
         prompt_mask, gen_mask = masks.prompt_mask, per_sample.gen_mask
         if mode == "flex":
-            trains = torch.is_grad_enabled() and any(p.requires_grad for p in model.parameters())
-            if input_ids.device.type == "cpu" and trains:
-                raise ValueError(
-                    "forward_mode 'flex': FlexAttention has no backward on CPU (torch 2.13); train with 'cached' "
-                    "on CPU, flex is for CUDA"
-                )
             use_flex_attention(model)
             prompt_mask, gen_mask = strided_block_masks(masks, B, n)
         cache = PrefixCache(lm_config(model))  # safe to replay: works under activation checkpointing

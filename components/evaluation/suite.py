@@ -94,8 +94,7 @@ def score_model(setting: EvalSetting, name: str, path: Path, out: Path) -> tuple
     """Score one model; per-example results go to ``out/<name>/``. Returns its summary and per-block alignment."""
     plan, ev = setting.plan, setting.plan.eval
     start = time.perf_counter()
-    dtype = plan.eval.dtype if plan.eval.dtype != "auto" else ("bfloat16" if setting.device == "cuda" else "float32")
-    model = load_model(path, dtype, setting.device)
+    model = load_model(path, plan.eval.dtype, setting.device)
     ce = validation_ce(model, setting.chunks, plan.layout, document_masking=plan.document_masking)
     fm, block_alignment = feature_matching(
         model, setting.features, setting.chunks, setting.gt_features, plan.layout, setting.sampling,

@@ -230,7 +230,5 @@ def load_feature_network(
     """The frozen feature network ``config.network`` names ('base': the base model in ``base_dir``), and the sha256
     of its weights (part of every cache key)."""
     network_dir = str(base_dir) if config.network == "base" else config.network
-    on_gpu = torch.device(device).type == "cuda"
-    dtype = config.dtype if config.dtype != "auto" else ("bfloat16" if on_gpu else "float32")
-    network = FeatureNetwork(load_model(network_dir, dtype, device), config.feature_config())
+    network = FeatureNetwork(load_model(network_dir, config.dtype, device), config.feature_config())
     return network, weights_sha256(network_dir)

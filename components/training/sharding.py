@@ -13,11 +13,11 @@ from contextlib import contextmanager
 import torch
 
 
-def fsdp2_units(model: torch.nn.Module) -> list[torch.nn.Module]:
-    """The modules ``fully_shard`` was applied to (each gathers its own parameters), outermost first."""
+def is_fsdp2(model: torch.nn.Module) -> bool:
+    """``fully_shard`` was applied to ``model`` or one of its modules."""
     from torch.distributed.fsdp import FSDPModule
 
-    return [m for m in model.modules() if isinstance(m, FSDPModule)]
+    return any(isinstance(m, FSDPModule) for m in model.modules())
 
 
 def is_fsdp1(model: torch.nn.Module) -> bool:
@@ -31,7 +31,7 @@ def gathered(policy: torch.nn.Module, lm: torch.nn.Module) -> Iterator[torch.nn.
     """``lm`` (the language model inside the possibly sharded ``policy``) with whole weights on the main process.
     Every process must enter this together: gathering is a collective. On the other processes it gives ``lm`` as it
     is under FSDP1 and None under FSDP2 (their shards are not a model to save)."""
-    if fsdp2_units(policy):
+    if is_fsdp2(policy):
         yield fsdp2_full_copy(lm)
         return
     if is_fsdp1(policy):

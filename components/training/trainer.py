@@ -93,7 +93,8 @@ class Trainer:
             num_warmup_steps=math.ceil(self.cfg.scheduler.warmup_ratio * self.cfg.steps),
             num_training_steps=self.cfg.steps,
         )
-        if deepspeed_engine.uses_deepspeed(accelerator):
+        self.deepspeed = deepspeed_engine.uses_deepspeed(accelerator)
+        if self.deepspeed:
             deepspeed_engine.configure(accelerator, config.micro_batch_chunks, config.grad_clip)
         # The scheduler is stepped by hand once per optimizer step (accelerate's wrapper would step it once per
         # process), so only model and optimizer are prepared; the scheduler is registered for checkpoints.
@@ -193,7 +194,7 @@ class Trainer:
                     update_start = time.perf_counter()
                     loss, metrics = self.step_runner.loss(batch)
                     totals["tokens/update"] += batch.input_ids.numel()
-                if deepspeed_engine.uses_deepspeed(acc):
+                if self.deepspeed:
                     deepspeed_engine.backward(self.policy, loss / n_micro, last_micro_batch=j == n_micro - 1)
                 else:
                     acc.backward(loss / n_micro)
@@ -205,7 +206,7 @@ class Trainer:
 
     def _clip_and_step(self) -> float:
         params = [p for p in self.policy.parameters() if p.requires_grad]
-        if deepspeed_engine.uses_deepspeed(self.accelerator):  # the engine has clipped and stepped in backward
+        if self.deepspeed:  # the engine has clipped and stepped in backward
             norm = deepspeed_engine.grad_norm(self.policy)
         elif self.cfg.grad_clip is not None:
             norm = self.accelerator.clip_grad_norm_(params, self.cfg.grad_clip)
